@@ -1,0 +1,26 @@
+"""Views the live tests and the benchmark call."""
+
+import os
+
+from django.http import HttpResponse, JsonResponse
+
+
+def whoami(request):
+    """What Django believes about this request: scheme, host, client address, serving process."""
+    return JsonResponse(
+        {
+            "secure": request.is_secure(),
+            "scheme": request.scheme,
+            "host": request.get_host(),
+            "remote_addr": request.META.get("REMOTE_ADDR"),
+            "x_forwarded_for": request.META.get("HTTP_X_FORWARDED_FOR"),
+            "pid": os.getpid(),
+            "server_port": request.META.get("SERVER_PORT"),
+        }
+    )
+
+
+def page(request):
+    """A small HTML page, the same every time."""
+    rows = "".join(f"<li>item {i}</li>" for i in range(50))
+    return HttpResponse(f"<!doctype html><title>page</title><ul>{rows}</ul>")
