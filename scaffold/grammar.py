@@ -18,8 +18,8 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Path characters that no target reads as syntax: nginx, supervisor, systemd, Python literals.
 _PATH = re.compile(r"^(/[A-Za-z0-9._@+=,~-]+)+$")
 _URL_PATH = re.compile(r"^/([A-Za-z0-9._~-]+/)+$")
-_NGINX_SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
-_NGINX_TIME = re.compile(r"^([0-9]+(ms|s|m|h|d|w|M|y))+$|^[0-9]+$")
+NGINX_SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
+NGINX_TIME = re.compile(r"^([0-9]+(ms|s|m|h|d|w|M|y))+$|^[0-9]+$")
 _EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#%&'*+/=?^_`{|}~.-]{1,64}$")
 _NGINX_VARIABLE_EXPR = re.compile(r"^(\$[a-z_][a-z0-9_]*|[A-Za-z0-9_./:-])+$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
@@ -29,7 +29,7 @@ _FORBIDDEN_SHOWN = {" ": "a space", "\t": "a tab", "\n": "a newline", ";": "';'"
 
 def check_slug(value: str) -> str:
     """A name for files, programs, the upstream and the socket."""
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError(
             "must be a slug: a lowercase letter, then up to 31 lowercase letters, digits or '-'"
         )
@@ -45,7 +45,7 @@ def check_hostname(value: str) -> str:
     if len(value) > 253 or not value:
         raise ValueError("a host name is 1-253 characters")
     labels = value.split(".")
-    bad = next((label for label in labels if not _LABEL.match(label)), None)
+    bad = next((label for label in labels if not _LABEL.fullmatch(label)), None)
     if bad is not None:
         raise ValueError(
             f"{value!r} is not a valid host name (label {bad!r}: letters, digits and '-', "
@@ -61,7 +61,7 @@ def check_abs_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"must be an absolute path (starting with '/'), not {value!r}")
     stripped = value.rstrip("/") if value != "/" else value
-    if not _PATH.match(stripped):
+    if not _PATH.fullmatch(stripped):
         shown = _describe_forbidden(stripped)
         raise ValueError(
             f"{value!r} is not a safe path{shown}: use letters, digits and . _ - @ + = , ~ only"
@@ -73,7 +73,7 @@ def check_abs_path(value: str) -> str:
 
 def check_url_path(value: str) -> str:
     """A URL prefix such as ``/static/``: starts and ends with '/', not '/' alone."""
-    if not _URL_PATH.match(value):
+    if not _URL_PATH.fullmatch(value):
         raise ValueError(
             f"{value!r} must be a URL path that starts and ends with '/', like '/static/'"
         )
@@ -82,7 +82,7 @@ def check_url_path(value: str) -> str:
 
 def check_unix_name(value: str) -> str:
     """A unix user or group name."""
-    if not _UNIX_NAME.match(value):
+    if not _UNIX_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid unix user or group name")
     return value
 
@@ -90,7 +90,7 @@ def check_unix_name(value: str) -> str:
 def check_module(value: str) -> str:
     """A dotted Python module path such as ``shop.settings_production``."""
     parts = value.split(".")
-    if not all(_IDENT.match(p) and not keyword.iskeyword(p) for p in parts):
+    if not all(_IDENT.fullmatch(p) and not keyword.iskeyword(p) for p in parts):
         raise ValueError(f"{value!r} is not a dotted Python module path")
     return value
 
@@ -98,7 +98,7 @@ def check_module(value: str) -> str:
 def check_email(value: str) -> str:
     """An e-mail address: local part @ a host name."""
     local, at, domain = value.rpartition("@")
-    if not at or not _EMAIL_LOCAL.match(local) or local.startswith(".") or ".." in local:
+    if not at or not _EMAIL_LOCAL.fullmatch(local) or local.startswith(".") or ".." in local:
         raise ValueError(f"{value!r} is not an e-mail address")
     try:
         check_hostname(domain)
@@ -109,28 +109,28 @@ def check_email(value: str) -> str:
 
 def check_nginx_size(value: str) -> str:
     """An nginx size such as ``10m``, ``512k`` or ``0``."""
-    if not _NGINX_SIZE.match(value):
+    if not NGINX_SIZE.fullmatch(value):
         raise ValueError(f"{value!r} is not an nginx size (a number, optionally k, m or g)")
     return value
 
 
 def check_nginx_time(value: str) -> str:
     """An nginx time such as ``10s``, ``1m`` or ``1h30m``."""
-    if not _NGINX_TIME.match(value):
+    if not NGINX_TIME.fullmatch(value):
         raise ValueError(f"{value!r} is not an nginx time (like 10s, 1m, 1h30m)")
     return value
 
 
 def check_nginx_version(value: str) -> str:
     """An nginx version, ``MAJOR.MINOR`` or ``MAJOR.MINOR.PATCH``."""
-    if not _VERSION.match(value):
+    if not _VERSION.fullmatch(value):
         raise ValueError(f"{value!r} is not a version like \"1.22\" or \"1.26.2\"")
     return value
 
 
 def check_nginx_variable_expr(value: str) -> str:
     """An nginx hash key: variables and plain characters, nothing nginx reads as syntax."""
-    if not _NGINX_VARIABLE_EXPR.match(value):
+    if not _NGINX_VARIABLE_EXPR.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a usable hash key: use nginx variables such as $request_uri "
             "and letters, digits, '_', '.', '/', ':' or '-'"

@@ -359,7 +359,7 @@ def _check_django(spec: Spec) -> list[Problem]:
 
 def _check_db_values(db: Database) -> list[Problem]:
     problems: list[Problem] = []
-    if not grammar.IDENTIFIER_LIKE.match(db.name or ""):
+    if not grammar.IDENTIFIER_LIKE.fullmatch(db.name or ""):
         problems.append((("django", "database", "name"), "use letters, digits, '_' or '-' only"))
     host = db.host or ""
     checker = grammar.check_abs_path if host.startswith("/") else grammar.check_host
@@ -373,9 +373,9 @@ def _check_db_values(db: Database) -> list[Problem]:
 def _check_cache(cache: Cache) -> list[Problem]:
     location = cache.location or ""
     ok = {
-        "redis": grammar.REDIS_URL.match(location),
+        "redis": grammar.REDIS_URL.fullmatch(location),
         "memcached": _is_address(location),
-        "locmem": grammar.IDENTIFIER_LIKE.match(location),
+        "locmem": grammar.IDENTIFIER_LIKE.fullmatch(location),
     }[cache.backend]
     if ok:
         return []
