@@ -72,28 +72,38 @@ class Plan:
         return "".join(chunks)
 
 
-def plan_writes(files: Sequence[RenderedFile], out_dir: Path) -> Plan:
-    """Compare rendered files (and the manifest listing them) with what is on disk; write nothing."""
+def plan_writes(files: Sequence[RenderedFile], out_dir: Path, *, prune: bool = False) -> Plan:
+    """Compare rendered files (and the manifest listing them) with what is on disk; write nothing.
+
+    Orphans (generated before, no longer produced) stay listed in the manifest until pruned,
+    so a later run can still find and remove them.
+    """
     _check_out_dir(out_dir)
-    manifest = make_manifest(files)
     recorded = _read_manifest(out_dir)
+    orphans = _plan_orphans(out_dir, recorded, {f.dest for f in files})
+    kept = {} if prune else {f.dest: recorded[f.dest] for f in orphans}
+    manifest = make_manifest(files, kept)
     planned = [_plan_one(out_dir, f, recorded) for f in [*files, manifest]]
-    produced = {f.dest for f in files}
-    for dest in sorted(set(recorded) - produced):
+    return Plan(out_dir, tuple(planned + orphans))
+
+
+def make_manifest(files: Sequence[RenderedFile], kept: dict[PurePosixPath, str] | None = None) -> RenderedFile:
+    """The manifest: the SHA-256 of every generated file, so hand edits and orphans can be told."""
+    digests = {f.dest: _digest(f.content) for f in files} | (kept or {})
+    lines = [f"# {MARKER}: files djdeploy wrote here. Do not edit.\n"]
+    lines += [f"{digests[dest]}  {dest}\n" for dest in sorted(digests, key=str)]
+    return RenderedFile(MANIFEST, "".join(lines))
+
+
+def _plan_orphans(out_dir: Path, recorded: dict[PurePosixPath, str], produced: set) -> list[PlannedFile]:
+    orphans = []
+    for dest in sorted(set(recorded) - produced, key=str):
         old = _read_text(out_dir / dest)
         if old is not None:
             edited = _digest(old) != recorded[dest]
-            planned.append(PlannedFile(dest, Action.ORPHAN, None, old,
-                                       reason="no longer produced; edited by hand" if edited
-                                       else "no longer produced"))
-    return Plan(out_dir, tuple(planned))
-
-
-def make_manifest(files: Sequence[RenderedFile]) -> RenderedFile:
-    """The manifest: the SHA-256 of every generated file, so hand edits and orphans can be told."""
-    lines = [f"# {MARKER}: files djdeploy wrote here. Do not edit.\n"]
-    lines += [f"{_digest(f.content)}  {f.dest}\n" for f in sorted(files, key=lambda f: str(f.dest))]
-    return RenderedFile(MANIFEST, "".join(lines))
+            reason = "no longer produced; edited by hand" if edited else "no longer produced"
+            orphans.append(PlannedFile(dest, Action.ORPHAN, None, old, reason=reason))
+    return orphans
 
 
 def apply_plan(plan: Plan, *, force: bool = False, prune: bool = False) -> None:
