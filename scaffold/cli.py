@@ -41,13 +41,24 @@ def _main(
 
 
 @app.command()
-def validate(spec_path: SpecArg) -> None:
-    """Check SPEC_PATH; exit 0 when valid, 2 with one line per problem when not."""
+def validate(
+    spec_paths: Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)],
+) -> None:
+    """Check each spec; exit 0 when all are valid, 2 with one line per problem when not."""
+    from scaffold.errors import SpecError
     from scaffold.spec import load_spec
 
-    with _user_errors():
-        load_spec(spec_path)
-    typer.echo(f"{spec_path}: valid")
+    failed = False
+    for spec_path in spec_paths:
+        try:
+            load_spec(spec_path)
+        except SpecError as e:
+            typer.echo(f"djdeploy: error: {e}", err=True)
+            failed = True
+        else:
+            typer.echo(f"{spec_path}: valid")
+    if failed:
+        raise typer.Exit(2)
 
 
 @app.command()

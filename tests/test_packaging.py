@@ -1,0 +1,49 @@
+"""Packaging: the wheel carries templates/ and schemas/ and renders from a fresh virtualenv."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from support import EXAMPLES, TESTS
+
+ROOT = TESTS.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+                   check=True, capture_output=True)
+    return next(dist.glob("djdeploy-*.whl"))
+
+
+def test_wheel_contains_code_templates_and_schema(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "scaffold/cli.py" in names
+    assert "scaffold/schemas/djdeploy.schema.json" in names
+    templates = {n.split("/")[2] for n in names if n.startswith("scaffold/templates/")}
+    on_disk = {p.name for p in (ROOT / "templates").iterdir() if p.is_dir()}
+    assert templates == on_disk
+
+
+def test_wheel_renders_from_a_fresh_virtualenv(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    # System site-packages supply the runtime dependencies without a download; the wheel itself
+    # goes into the venv, whose site-packages come first on sys.path.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+                   check=True, capture_output=True)
+    where = subprocess.run([venv / "bin" / "python", "-c", "import scaffold; print(scaffold.__file__)"],
+                           check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    assert where.startswith(str(venv)), where
+    out = tmp_path / "deploy"
+    result = subprocess.run([venv / "bin" / "djdeploy", "render", str(EXAMPLES / "full.yaml"), "--out", str(out)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (out / ".djdeploy-manifest").is_file()
+    assert len([p for p in out.rglob("*") if p.is_file()]) > 1
