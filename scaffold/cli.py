@@ -40,6 +40,72 @@ def _main(
     """Render a production Django deployment from one spec."""
 
 
+_Answer = Optional[str]
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write the spec.")] = Path("spec.yaml"),
+    domain: Annotated[_Answer, typer.Option(help="The site's primary host name.")] = None,
+    name: Annotated[_Answer, typer.Option(help="Slug naming files and programs. Default: from the domain.")] = None,
+    aliases: Annotated[_Answer, typer.Option(help="Other host names, comma-separated, or none.")] = None,
+    project: Annotated[_Answer, typer.Option(help="Django project package. Default: the name, '-' as '_'.")] = None,
+    app_server: Annotated[_Answer, typer.Option(help="gunicorn (default) or uvicorn.")] = None,
+    interface: Annotated[_Answer, typer.Option(help="wsgi (default) or asgi; asked for gunicorn only.")] = None,
+    workers: Annotated[_Answer, typer.Option(help="Workers per app host: a number, or auto "
+                                                  "(gunicorn's default; uvicorn's is 2).")] = None,
+    upstream: Annotated[_Answer, typer.Option(help="App hosts as HOST:PORT, comma-separated, or none "
+                                                   "(default: the app runs beside nginx).")] = None,
+    trusted_proxies: Annotated[_Answer, typer.Option(help="Addresses nginx connects from, comma-separated; "
+                                                          "needed when --upstream names other hosts.")] = None,
+    tls: Annotated[_Answer, typer.Option(help="off, files or letsencrypt (default).")] = None,
+    certificate: Annotated[_Answer, typer.Option(help="With --tls files: the certificate chain (PEM). "
+                                                      "Default: /etc/ssl/<name>/fullchain.pem.")] = None,
+    certificate_key: Annotated[_Answer, typer.Option(help="With --tls files: the private key (PEM). "
+                                                          "Default: /etc/ssl/<name>/privkey.pem.")] = None,
+    process_manager: Annotated[_Answer, typer.Option(help="supervisor (default), systemd or both.")] = None,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Accept the default of every question not "
+                                                              "given as a flag, without asking.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
+) -> None:
+    """Ask what a first deployment needs and write a spec that passes `validate`; each question is a flag."""
+    from scaffold import wizard
+
+    given = {"domain": domain, "name": name, "aliases": aliases, "project": project, "app_server": app_server,
+             "interface": interface, "workers": workers, "upstream": upstream, "trusted_proxies": trusted_proxies,
+             "tls": tls, "certificate": certificate, "certificate_key": certificate_key,
+             "process_manager": process_manager}
+    try:
+        with _user_errors():
+            wizard.check_destination(path, force)
+            ask = _ask_on_terminal if _stdin_is_terminal() else None
+            data = wizard.build_spec({k: v for k, v in given.items() if v is not None}, ask,
+                                     use_defaults=defaults, warn=_warn)
+            wizard.write_spec(path, wizard.dump_spec(data), force=force)
+    except KeyboardInterrupt:
+        typer.echo("\ndjdeploy: interrupted; nothing was written", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"wrote {path}; next: djdeploy render {path} --out deploy")
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _ask_on_terminal(text: str, default: Optional[str]) -> str:
+    """typer.prompt, except that Ctrl-C stays a KeyboardInterrupt (typer makes it and EOF an Abort)."""
+    try:
+        return typer.prompt(text, default=default, type=str)
+    except typer.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+
+
 @app.command()
 def validate(
     spec_paths: Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)],

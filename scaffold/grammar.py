@@ -128,6 +128,12 @@ def check_nginx_version(value: str) -> str:
     return value
 
 
+def parse_nginx_version(value: str) -> tuple[int, int, int]:
+    """``"1.22"`` → ``(1, 22, 0)``, to compare with the version a directive needs."""
+    major, minor, patch = (check_nginx_version(value).split(".") + ["0"])[:3]
+    return int(major), int(minor), int(patch)
+
+
 def check_nginx_variable_expr(value: str) -> str:
     """An nginx hash key: variables and plain characters, nothing nginx reads as syntax."""
     if not _NGINX_VARIABLE_EXPR.fullmatch(value):
@@ -221,3 +227,35 @@ def check_host(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         return check_hostname(value)
+
+
+# Django system check ids in the namespaces a production settings module touches, read from
+# django/core/checks/ of Django 5.2.19 and 6.1.3 (mail.* and security.W027 are 6.1 only). In these
+# namespaces an id must be one of these; in others (models, fields, admin, third-party apps) only
+# the shape is checked.
+DJANGO_CHECK_IDS = frozenset({
+    *(f"security.W{n:03d}" for n in (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19,
+                                     20, 21, 22, 25, 27)),
+    "security.E023", "security.E024", "security.E026", "security.E101", "security.E102",
+    "async.E001", "caches.E001", "caches.W002", "caches.W003", "mail.E001", "mail.W001", "4_0.E001",
+})
+_CHECK_NAMESPACES = {"security", "async", "caches", "mail", "4_0"}
+_RETIRED_CHECK_IDS = {
+    "security.W007": "was removed in Django 3.0 with SECURE_BROWSER_XSS_FILTER",
+    "security.W017": "was removed in Django 1.11 (CSRF_COOKIE_HTTPONLY)",
+    "security.E100": "existed only in Django 3.1-3.2",
+}
+_CHECK_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*\.[CEWID][0-9]{3}$")
+
+
+def check_django_check_id(value: str) -> str:
+    """A Django system check id such as ``security.W021``, for SILENCED_SYSTEM_CHECKS."""
+    if value in _RETIRED_CHECK_IDS:
+        raise ValueError(f"{value!r} {_RETIRED_CHECK_IDS[value]}; nothing to silence")
+    if not _CHECK_ID.match(value):
+        raise ValueError(f"{value!r} is not a Django check id like 'security.W021' or 'models.W042'")
+    if value.rpartition(".")[0] in _CHECK_NAMESPACES and value not in DJANGO_CHECK_IDS:
+        close = sorted(i for i in DJANGO_CHECK_IDS if i[-3:] == value[-3:] and i[:-4] == value[:-4])
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{value!r} is not a Django check id{hint}")
+    return value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
@@ -27,6 +29,7 @@ NginxTime = Annotated[str, AfterValidator(grammar.check_nginx_time)]
 Address = Annotated[str, AfterValidator(grammar.check_address)]
 IpOrNetwork = Annotated[str, AfterValidator(grammar.check_ip_or_network)]
 Line = Annotated[str, AfterValidator(grammar.check_line)]
+DjangoCheckId = Annotated[str, AfterValidator(grammar.check_django_check_id)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[int, Field(ge=1, le=86400)]
 
@@ -100,7 +103,7 @@ class Django(_Section):
     email_port: Port = Field(25, description="SMTP port: 25, 465 (implicit TLS) or 587 (STARTTLS).")
     email_user: Optional[Line] = Field(None, description="SMTP user name; its password is the secret EMAIL_HOST_PASSWORD.")
     server_email: Optional[Email] = Field(None, description="From address of error mails. Default: root@<domain>.")
-    silenced_checks: list[Line] = Field(default_factory=list, description="Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS).")
+    silenced_checks: list[DjangoCheckId] = Field(default_factory=list, description="Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS); ids in Django's security, async, caches and mail namespaces must exist.")
 
 
 class AppServer(_Section):
@@ -116,6 +119,9 @@ class AppServer(_Section):
     keepalive: int = Field(5, ge=0, le=3600, description="Seconds an idle connection from nginx stays open.")
     max_requests: int = Field(1000, ge=0, description="Restart a worker after this many requests (0 = never), with jitter.")
     trusted_proxies: Optional[list[IpOrNetwork]] = Field(None, description="Addresses nginx connects from. Default: loopback.")
+    stop_timeout: Optional[Seconds] = Field(None, description="Seconds the process manager waits after the stop signal before SIGKILL; must exceed graceful_timeout. Default: graceful_timeout + 10.")
+    limit_concurrency: int = Field(1000, ge=1, le=100000, description="Connections one process serves at once, idle keep-alive ones included: uvicorn's limit_concurrency (more get 503), gunicorn gthread's worker_connections.")
+    socket_group: UnixName = Field("www-data", description="The group nginx runs as; only it (and the app user) may enter paths.run_dir and connect to the unix socket.")
 
 
 class UpstreamServer(_Section):
@@ -169,7 +175,7 @@ class RateLimit(_Section):
     """A request rate limit for login paths."""
 
     paths: list[UrlPath] = Field(default_factory=lambda: ["/admin/login/", "/accounts/login/"])
-    rate: Annotated[str, Field(pattern=r"^[0-9]+r/[sm]$")] = "10r/m"
+    rate: Annotated[str, Field(pattern=r"^[1-9][0-9]*r/[sm]$")] = "10r/m"
     burst: int = Field(5, ge=0, le=10000)
 
 
@@ -194,6 +200,7 @@ class Background(_Section):
     schedule: Optional[Line] = Field(None, description="systemd OnCalendar= expression: run periodically instead of continuously (systemd).")
     stop_signal: Literal["TERM", "INT", "QUIT", "HUP"] = "TERM"
     stop_timeout: Seconds = Field(60, description="Seconds to wait after stop_signal before SIGKILL.")
+    singleton: Optional[bool] = Field(None, description="Runs on exactly one host (a scheduler such as celery beat): numprocs 1, its own supervisor file, enabled on one host only. Default: true for `celery ... beat`.")
 
 
 class Paths(_Section):
@@ -230,6 +237,7 @@ class Spec(_Section):
 
 WEB_PROGRAM = "web"
 LOOPBACK = ("127.0.0.1", "::1")
+STOP_MARGIN = 10
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 _CACHE_LOCATIONS = {"redis": "redis://127.0.0.1:6379/0", "memcached": "127.0.0.1:11211"}
 
@@ -280,6 +288,9 @@ def _derive_app_server(spec: Spec) -> None:
         a.bind = _default_bind(spec)
     if a.trusted_proxies is None and not remote_servers(spec):
         a.trusted_proxies = list(LOOPBACK)
+    if a.stop_timeout is None:
+        # Room for the master to exit after its workers used all of graceful_timeout.
+        a.stop_timeout = a.graceful_timeout + STOP_MARGIN
 
 
 def _default_bind(spec: Spec) -> str:
@@ -411,6 +422,26 @@ def _check_app_server(spec: Spec) -> list[Problem]:
     return problems
 
 
+def _check_app_process(spec: Spec) -> list[Problem]:
+    """Rules between the app server, its socket and the process manager that runs it."""
+    a = spec.app_server
+    problems: list[Problem] = []
+    if a.stop_timeout is not None and a.stop_timeout <= a.graceful_timeout:
+        problems.append((("app_server", "stop_timeout"),
+                         f"must be more than graceful_timeout ({a.graceful_timeout}s), or the process manager "
+                         "kills requests that are still being finished"))
+    if a.kind == "uvicorn" and a.workers == "auto":
+        problems.append((("app_server", "workers"),
+                         "uvicorn runs one process per worker, started by the process manager, which needs a "
+                         'number: set workers: N ("auto" is computed at start-up by gunicorn only)'))
+    socket_dir = (a.bind or "").removeprefix("unix:").rpartition("/")[0]
+    if (a.bind or "").startswith("unix:") and socket_dir != spec.paths.run_dir:
+        problems.append((("app_server", "bind"),
+                         f"put the unix socket directly in paths.run_dir ({spec.paths.run_dir}), the directory "
+                         "only the app user and nginx's group may enter; elsewhere anyone could reach it"))
+    return problems
+
+
 def _check_upstream(spec: Spec) -> list[Problem]:
     u = spec.upstream
     if u is None:
@@ -509,8 +540,145 @@ def _check_background(spec: Spec) -> list[Problem]:
     return problems
 
 
+
+# Characters an OnCalendar= expression uses (systemd.time(7)); nothing systemd reads as a specifier.
+_CALENDAR = re.compile(r"^[A-Za-z0-9 *:,./~+-]+$")
+# supervisor's ini parser starts an inline comment at ';' or '#' after whitespace (supervisor 4.3.0
+# UnhosedConfigParser, inline_comment_prefixes); no quoting escapes it.
+_SUPERVISOR_COMMENT = re.compile(r"\s[;#]")
+_EXECUTABLE = re.compile(r"^[A-Za-z0-9._+-]+$")
+HOME_DIRS = ("/home", "/root", "/run/user")
+
+
+def is_celery_beat(words: Sequence[str]) -> bool:
+    """Whether a background command runs the celery beat scheduler."""
+    return bool(words) and words[0] == "celery" and "beat" in words[1:]
+
+
+def is_singleton(program: Background) -> bool:
+    """Whether a background program must run on exactly one host."""
+    if program.singleton is not None:
+        return program.singleton
+    return is_celery_beat(_split_command(program.command) or [])
+
+
+def _split_command(command: str) -> list[str] | None:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return None
+
+
+def _check_programs(spec: Spec) -> list[Problem]:
+    """Rules the process managers need: commands they can run, schedules they can express."""
+    problems: list[Problem] = []
+    for i, program in enumerate(spec.background):
+        problems.extend(((("background", i) + loc), msg) for loc, msg in _program_problems(spec, program))
+    if spec.process_manager != "supervisor":
+        problems.extend(_check_home_paths(spec))
+    return problems
+
+
+def _program_problems(spec: Spec, program: Background) -> list[Problem]:
+    words = _split_command(program.command)
+    if not words:
+        return [(("command",), "must be words as a shell splits them (check the quotes)")]
+    problems: list[Problem] = []
+    if not _EXECUTABLE.match(words[0]):
+        problems.append((("command",), f"{words[0]!r}: the first word names an executable in "
+                         "<venv>/bin (like celery) or is manage.py; no paths"))
+    if words[0] == "celery" and "worker" in words and {"-B", "--beat"} & set(words):
+        problems.append((("command",), "runs beat inside the worker, once per worker process and host; "
+                         "run `celery ... beat` as its own background program instead"))
+    if is_singleton(program) and program.numprocs > 1:
+        problems.append((("numprocs",), "a singleton (such as celery beat) runs exactly once; use numprocs: 1"))
+    if spec.process_manager != "systemd" and _SUPERVISOR_COMMENT.search(program.command):
+        problems.append((("command",), "supervisor reads ';' or '#' after a space as a comment"))
+    return problems + _schedule_problems(spec, program)
+
+
+def _schedule_problems(spec: Spec, program: Background) -> list[Problem]:
+    if program.schedule is None:
+        return []
+    if spec.process_manager == "supervisor":
+        return [(("schedule",), "supervisor cannot run a program periodically; use process_manager: "
+                 "systemd or both (a systemd timer), or a scheduler such as celery beat")]
+    if not _CALENDAR.match(program.schedule):
+        return [(("schedule",), f"{program.schedule!r} is not a systemd OnCalendar expression "
+                 "(like daily, hourly or Mon *-*-* 04:00:00)")]
+    return []
+
+
+def _check_home_paths(spec: Spec) -> list[Problem]:
+    """The hardened units hide home directories (ProtectHome=yes), so the app must live elsewhere."""
+    fields = {("django", "root"): spec.django.root, ("django", "venv"): spec.django.venv,
+              ("static", "root"): spec.static.root, ("media", "root"): spec.media.root}
+    return [(loc, f"{path} is in a home directory, which the systemd units hide (ProtectHome=yes); "
+                  "use /srv or /opt") for loc, path in fields.items()
+            if any(_nested(path or "", home) for home in HOME_DIRS)]
+
+# nginx CHANGES 1.19.4: ssl_reject_handshake, which the catch-all default server is built on.
+NGINX_OLDEST = (1, 19, 4)
+
+
+def _check_nginx(spec: Spec) -> list[Problem]:
+    """Rules for what the nginx site is built from."""
+    n = spec.nginx
+    problems: list[Problem] = []
+    if grammar.parse_nginx_version(n.version) < NGINX_OLDEST:
+        problems.append((("nginx", "version"),
+                         "must be 1.19.4 or newer: the catch-all server needs ssl_reject_handshake"))
+    for i, network in enumerate(n.real_ip_from):
+        if network in ("0.0.0.0/0", "::/0"):
+            problems.append((("nginx", "real_ip_from", i),
+                             "trusting every address lets any client forge its IP; list the load balancers"))
+    return problems + _check_login_paths(spec) + _check_upstream_hosts(spec)
+
+
+def _check_login_paths(spec: Spec) -> list[Problem]:
+    limit = spec.nginx.login_rate_limit
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, path in enumerate(limit.paths if limit else []):
+        where = ("nginx", "login_rate_limit", "paths", i)
+        if path in seen:
+            problems.append((where, f"{path!r} is listed twice"))
+        for field, url in (("static.url", spec.static.url), ("media.url", spec.media.url)):
+            if path.startswith(url):
+                problems.append((where, f"{path!r} is inside {field}, which nginx serves from files"))
+        seen.add(path)
+    return problems
+
+
+def _check_upstream_hosts(spec: Spec) -> list[Problem]:
+    """nginx resolves a host name once, at start-up (re-resolving needs nginx 1.27.3 and a resolver)."""
+    servers = spec.upstream.servers if spec.upstream else []
+    named = [(("upstream", "servers", i, "address"), s.address) for i, s in enumerate(servers)]
+    if not servers:
+        named = [(("app_server", "bind"), spec.app_server.bind or "")]
+    return [(loc, f"{address}: nginx resolves host names only when it starts; use an IP address, "
+                  "localhost or a unix socket") for loc, address in named if _is_named_host(address)]
+
+
+def _is_named_host(address: str) -> bool:
+    if address.startswith("unix:"):
+        return False
+    host, _ = grammar.split_address(address)
+    if host == "localhost" or host.startswith("["):
+        return False
+    return not _is_ip(host)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        grammar.check_ip_or_network(host)
+    except ValueError:
+        return False
+    return True
+
+
 _CHECKS = (_check_names, _check_django, _check_app_server, _check_upstream, _check_tls, _check_files,
-           _check_background)
+           _check_background, _check_programs, _check_app_process, _check_nginx)
 
 
 _SECRET_KEYS = {"password", "passwd", "secret", "secret_key", "token", "api_key", "key_password"}

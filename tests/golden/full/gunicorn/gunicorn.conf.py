@@ -2,24 +2,61 @@
 # To change it, edit full.yaml and run `djdeploy render full.yaml --out <this directory>`.
 # djdeploy:generated
 
-"""gunicorn settings for shop: gunicorn -c gunicorn.conf.py"""
+"""gunicorn settings for shop: gunicorn -c /etc/shop/gunicorn.conf.py"""
 
-workers = 4
+# the WSGI callable
 wsgi_app = 'shop.wsgi:application'
-bind = ['0.0.0.0:8000']
-worker_class = 'sync'
-threads = 1
-timeout = 30
-graceful_timeout = 30
-keepalive = 5
-max_requests = 1000
-max_requests_jitter = 100
-worker_tmp_dir = '/dev/shm'
-umask = 7
-forwarded_allow_ips = '10.0.0.5'
-secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}
-proc_name = 'shop'
-accesslog = '-'
-errorlog = '-'
+
+# the project directory; gunicorn also puts it on sys.path
 chdir = '/srv/shop/app'
-raw_env = ['DJANGO_SETTINGS_MODULE=shop.settings_production']
+
+# the same environment the process manager sets, so -c alone is enough
+raw_env = ['DJANGO_SETTINGS_MODULE=shop.settings_production', 'PYTHONUNBUFFERED=1']
+
+# TCP; the host firewall admits only the trusted proxies
+bind = ['0.0.0.0:8000']
+
+# fixed by the spec
+workers = 4
+
+# sync; gthread when threads > 1; the uvicorn worker for ASGI
+worker_class = 'sync'
+
+# a worker silent this long is killed and replaced
+timeout = 30
+
+# seconds workers get to finish requests on TERM or HUP
+graceful_timeout = 30
+
+# idle seconds of a kept-alive nginx connection (the sync worker has none)
+keepalive = 5
+
+# recycle a worker after this many requests (0 = never)
+max_requests = 1000
+
+# so workers do not all restart at once
+max_requests_jitter = 100
+
+# heartbeat files on tmpfs, never on a disk
+worker_tmp_dir = '/run/shop'
+
+# X-Forwarded-* is believed from nginx only
+forwarded_allow_ips = '10.0.0.5'
+
+# nginx overwrites X-Forwarded-Proto; nothing else
+secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}
+
+# stdout: the process manager collects it
+accesslog = '-'
+
+# stderr: the process manager collects it
+errorlog = '-'
+
+# client address as nginx forwarded it
+access_log_format = '%({x-forwarded-for}i)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
+
+# the name ps and top show
+proc_name = 'shop'
+
+# gunicornc's socket (gunicorn >= 25.1), mode 0600; $HOME may not be writable
+control_socket = '/run/shop/gunicorn.ctl'

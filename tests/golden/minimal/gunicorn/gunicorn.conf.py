@@ -2,27 +2,67 @@
 # To change it, edit minimal.yaml and run `djdeploy render minimal.yaml --out <this directory>`.
 # djdeploy:generated
 
-"""gunicorn settings for blog: gunicorn -c gunicorn.conf.py"""
+"""gunicorn settings for blog: gunicorn -c /etc/blog/gunicorn.conf.py"""
 
-import multiprocessing
+import os
 
-# 2 x CPUs + 1, counted on the host at start-up.
-workers = multiprocessing.cpu_count() * 2 + 1
+# workers "auto": 2 x the CPUs this process may run on + 1, counted on the host at start-up
+# (https://docs.gunicorn.org/en/stable/design.html#how-many-workers).
+workers = len(os.sched_getaffinity(0)) * 2 + 1
+
+# the WSGI callable
 wsgi_app = 'blog.wsgi:application'
-bind = ['unix:/run/blog/app.sock']
-worker_class = 'sync'
-threads = 1
-timeout = 30
-graceful_timeout = 30
-keepalive = 5
-max_requests = 1000
-max_requests_jitter = 100
-worker_tmp_dir = '/dev/shm'
-umask = 7
-forwarded_allow_ips = '127.0.0.1,::1'
-secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}
-proc_name = 'blog'
-accesslog = '-'
-errorlog = '-'
+
+# the project directory; gunicorn also puts it on sys.path
 chdir = '/srv/blog/app'
-raw_env = ['DJANGO_SETTINGS_MODULE=blog.settings_production']
+
+# the same environment the process manager sets, so -c alone is enough
+raw_env = ['DJANGO_SETTINGS_MODULE=blog.settings_production', 'PYTHONUNBUFFERED=1']
+
+# unix socket in the run directory, which only nginx's group may enter
+bind = ['unix:/run/blog/app.sock']
+
+# socket 0777: gunicorn chowns it to the app's group, so the run directory (group nginx's, no access for others) decides who reaches it
+umask = 0o000
+
+# sync; gthread when threads > 1; the uvicorn worker for ASGI
+worker_class = 'sync'
+
+# a worker silent this long is killed and replaced
+timeout = 30
+
+# seconds workers get to finish requests on TERM or HUP
+graceful_timeout = 30
+
+# idle seconds of a kept-alive nginx connection (the sync worker has none)
+keepalive = 5
+
+# recycle a worker after this many requests (0 = never)
+max_requests = 1000
+
+# so workers do not all restart at once
+max_requests_jitter = 100
+
+# heartbeat files on tmpfs, never on a disk
+worker_tmp_dir = '/run/blog'
+
+# X-Forwarded-* is believed from nginx only
+forwarded_allow_ips = '127.0.0.1,::1'
+
+# nginx overwrites X-Forwarded-Proto; nothing else
+secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}
+
+# stdout: the process manager collects it
+accesslog = '-'
+
+# stderr: the process manager collects it
+errorlog = '-'
+
+# client address as nginx forwarded it
+access_log_format = '%({x-forwarded-for}i)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
+
+# the name ps and top show
+proc_name = 'blog'
+
+# gunicornc's socket (gunicorn >= 25.1), mode 0600; $HOME may not be writable
+control_socket = '/run/blog/gunicorn.ctl'

@@ -1,0 +1,56 @@
+"""What process managers need to know about the app server, whichever kind the spec chose.
+
+The gunicorn and uvicorn target modules each provide the same public functions
+(``command``, ``environment``, ``stop_signal``, ``graceful_timeout``,
+``stop_timeout``, ``reload_signal``, ``uses_inherited_socket``,
+``process_count``, ``listen_address``); :func:`module_for` picks the one the
+spec uses, so a process-manager target never branches on the kind itself.
+
+Host layout shared by every target (the runbook copies ``<out>/<kind>/`` here):
+
+* ``/etc/<name>/`` holds the rendered app-server file (``config_dir``).
+* ``paths.run_dir`` is created by the process manager before the app starts,
+  owned by ``django.user``, group ``app_server.socket_group`` (nginx's group),
+  mode ``RUN_DIR_MODE`` (0750). The app's unix socket is directly inside it
+  (a spec rule), so only the app user and nginx's group can reach the socket,
+  whatever the socket's own mode: gunicorn chowns its socket to the app's group,
+  and uvicorn would make its own 0666.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+from scaffold.spec import Spec
+
+# rwx for the app user, r-x (enough to connect to a socket inside) for nginx's group, nothing for others.
+RUN_DIR_MODE = 0o750
+# The socket a process manager creates for uvicorn: the app user and nginx's group may
+# connect (connect(2) on a unix socket needs write permission), nobody else.
+SOCKET_MODE = 0o660
+
+
+def module_for(spec: Spec) -> ModuleType:
+    """The target module (gunicorn or uvicorn) that runs this spec's web app."""
+    return import_module(f"scaffold.targets.{spec.app_server.kind}")
+
+
+def config_dir(spec: Spec) -> str:
+    """The directory on the host that holds the rendered app-server file."""
+    return f"/etc/{spec.name}"
+
+
+def environment(spec: Spec) -> dict[str, str]:
+    """Non-secret environment of the web program; secrets are read by the settings module itself."""
+    return {
+        "DJANGO_SETTINGS_MODULE": spec.django.settings_module or "",
+        # Log lines reach the process manager as they are written, not when a buffer fills.
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def socket_path(spec: Spec) -> str | None:
+    """The unix socket path the app listens on, or None for a TCP listener."""
+    bind = spec.app_server.bind or ""
+    return bind.removeprefix("unix:") if bind.startswith("unix:") else None

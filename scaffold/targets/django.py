@@ -1,0 +1,305 @@
+"""django: the production settings module, which imports the project's settings and hardens them.
+
+Every value is decided here; the template lays them out. Secrets are never rendered: the module
+reads them at start-up (see ``secrets``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, NamedTuple
+
+from scaffold.spec import Spec
+from scaffold.targets._base import RenderJob
+
+NAME = "django"
+
+SECRET_KEY = "DJANGO_SECRET_KEY"
+SECRET_KEY_FALLBACKS = "DJANGO_SECRET_KEY_FALLBACKS"
+DATABASE_PASSWORD = "DATABASE_PASSWORD"
+EMAIL_HOST_PASSWORD = "EMAIL_HOST_PASSWORD"
+# May be empty (an empty file means "no old keys"); every other secret must have a value.
+OPTIONAL_SECRETS = frozenset({SECRET_KEY_FALLBACKS})
+
+PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# Seconds an SMTP exchange may take, well below the app server's worker timeout.
+SMTP_TIMEOUT = 10
+# Django 6.1 raises ImproperlyConfigured when these sit beside MAILERS (django/conf/__init__.py,
+# DEPRECATED_EMAIL_SETTINGS).
+DEPRECATED_EMAIL_SETTINGS = ("EMAIL_BACKEND", "EMAIL_FILE_PATH", "EMAIL_HOST", "EMAIL_HOST_PASSWORD",
+                             "EMAIL_HOST_USER", "EMAIL_PORT", "EMAIL_SSL_CERTFILE", "EMAIL_SSL_KEYFILE",
+                             "EMAIL_TIMEOUT", "EMAIL_USE_SSL", "EMAIL_USE_TLS")
+ENGINES = {"postgresql": "django.db.backends.postgresql", "mysql": "django.db.backends.mysql",
+           "sqlite": "django.db.backends.sqlite3"}
+DATABASE_OPTIONS: dict[str, dict[str, str]] = {
+    "postgresql": {},
+    # Django's MySQL backend defaults to utf8 (3-byte); utf8mb4 stores every Unicode character.
+    "mysql": {"charset": "utf8mb4"},
+    # Take the write lock at BEGIN: avoids "database is locked" under concurrent writers
+    # (Django 5.1+, docs/ref/databases.txt, "Transactions behavior").
+    "sqlite": {"transaction_mode": "IMMEDIATE"},
+}
+CACHE_BACKENDS = {"redis": "django.core.cache.backends.redis.RedisCache",
+                  "memcached": "django.core.cache.backends.memcached.PyMemcacheCache",
+                  "locmem": "django.core.cache.backends.locmem.LocMemCache"}
+LINE_WIDTH = 99
+
+
+@dataclass(frozen=True)
+class Code:
+    """A Python expression written into the module as is: a value only known at start-up."""
+
+    expression: str
+
+    def __repr__(self) -> str:
+        return self.expression
+
+
+class Setting(NamedTuple):
+    """One assignment in the settings module, with the reason it has this value."""
+
+    name: str
+    value: Any
+    why: str = ""
+
+    def literal(self, indent: int = 0) -> str:
+        """The value as Python source, for a line that starts *indent* spaces in."""
+        return format_literal(self.value, indent=indent, used=indent + len(self.name) + 3)
+
+
+def read_secret(name: str) -> Code:
+    """The call that reads secret *name* at start-up, through the module's one loader."""
+    return Code(f"_read_secret({name!r})")
+
+
+def format_literal(value: Any, *, indent: int = 0, used: int = 0) -> str:
+    """*value* as a Python literal: on one line when it fits, otherwise one item per line."""
+    flat = repr(value)
+    if not isinstance(value, (dict, list, tuple)) or not value or used + len(flat) <= LINE_WIDTH:
+        return flat
+    inner = indent + 4
+    if isinstance(value, dict):
+        items = [f"{k!r}: {format_literal(v, indent=inner, used=inner + len(repr(k)) + 2)}"
+                 for k, v in value.items()]
+    else:
+        items = [format_literal(v, indent=inner, used=inner) for v in value]
+    brackets = "{}" if isinstance(value, dict) else "[]" if isinstance(value, list) else "()"
+    lines = [" " * inner + item + "," for item in items]
+    return "\n".join([brackets[0], *lines, " " * indent + brackets[1]])
+
+
+def jobs(spec: Spec) -> list[RenderJob]:
+    """The settings module, named after the last part of django.settings_module."""
+    module = str(spec.django.settings_module).rpartition(".")[2]
+    return [RenderJob("django/settings.py.j2", PurePosixPath("django", f"{module}.py"), context(spec))]
+
+
+def secrets(spec: Spec) -> list[str]:
+    """Every secret the rendered settings read, in a fixed order; see OPTIONAL_SECRETS."""
+    names = [SECRET_KEY, SECRET_KEY_FALLBACKS]
+    if spec.django.database is not None and spec.django.database.engine != "sqlite":
+        names.append(DATABASE_PASSWORD)
+    if spec.django.email_user is not None:
+        names.append(EMAIL_HOST_PASSWORD)
+    return names
+
+
+def context(spec: Spec) -> dict[str, Any]:
+    """What the template lays out, section by section."""
+    return {
+        "base_settings": spec.django.base_settings,
+        "name": spec.name,
+        "secret_names": {"key": SECRET_KEY, "fallbacks": SECRET_KEY_FALLBACKS},
+        "hosts": host_settings(spec),
+        "https": https_settings(spec),
+        "data": data_settings(spec),
+        "files": file_settings(spec),
+        "admins": list(spec.django.admins),
+        "mail": mail_settings(spec),
+        "mailers": Setting("MAILERS", {"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": smtp_options(spec)}}),
+        "legacy_email": legacy_email_settings(spec),
+        "deprecated_email": Setting("_DEPRECATED_EMAIL_SETTINGS", DEPRECATED_EMAIL_SETTINGS,
+                                    "Django 6.1 refuses these beside MAILERS, which replaces them: "
+                                    "drop any the base settings set"),
+        "logging": Setting("LOGGING", logging_config()),
+        "silenced": silenced_checks(spec),
+    }
+
+
+def is_https(spec: Spec) -> bool:
+    """Whether browsers reach the site over HTTPS (nginx terminates TLS)."""
+    return spec.tls.mode != "off"
+
+
+def origins(spec: Spec) -> list[str]:
+    """The site's origins as browsers send them: scheme, host, and the port when not the default."""
+    scheme, port, default = (("https", spec.nginx.https_port, 443) if is_https(spec)
+                             else ("http", spec.nginx.http_port, 80))
+    suffix = "" if port == default else f":{port}"
+    return [f"{scheme}://{host}{suffix}" for host in [spec.domain, *spec.aliases]]
+
+
+def host_settings(spec: Spec) -> list[Setting]:
+    """DEBUG, the host names Django answers for, and the origins CSRF trusts."""
+    return [
+        Setting("DEBUG", False),
+        Setting("ALLOWED_HOSTS", [spec.domain, *spec.aliases],
+                "nginx answers only these names and passes Host through; its default server drops the rest"),
+        Setting("CSRF_TRUSTED_ORIGINS", origins(spec),
+                "nginx sends Host without the port; a non-default port must be trusted explicitly"),
+    ]
+
+
+def https_settings(spec: Spec) -> list[Setting]:
+    """How Django learns the request was HTTPS, and the headers and cookies that follow from it."""
+    https, t = is_https(spec), spec.tls
+    hsts = t.hsts_seconds if https else 0
+    return [
+        Setting("SECURE_PROXY_SSL_HEADER", PROXY_SSL_HEADER,
+                "right only because nginx overwrites X-Forwarded-Proto with its own $scheme on every "
+                "proxied request; change both together"),
+        Setting("SECURE_SSL_REDIRECT", False,
+                "nginx owns the HTTP -> HTTPS redirect (a 301 that is never proxied); one owner, no loop"),
+        Setting("SESSION_COOKIE_SECURE", https),
+        Setting("CSRF_COOKIE_SECURE", https),
+        Setting("SESSION_COOKIE_HTTPONLY", True),
+        Setting("SECURE_HSTS_SECONDS", hsts, "tls.hsts_*; Django sends the header on HTTPS responses only"),
+        Setting("SECURE_HSTS_INCLUDE_SUBDOMAINS", https and t.hsts_include_subdomains),
+        Setting("SECURE_HSTS_PRELOAD", https and t.hsts_preload),
+        Setting("SECURE_CONTENT_TYPE_NOSNIFF", True),
+        Setting("SECURE_REFERRER_POLICY", "same-origin"),
+        Setting("SECURE_CROSS_ORIGIN_OPENER_POLICY", "same-origin"),
+        Setting("X_FRAME_OPTIONS", "DENY"),
+    ]
+
+
+def data_settings(spec: Spec) -> list[Setting]:
+    """DATABASES and CACHES, when the spec gives them (otherwise the base settings' stand)."""
+    found = []
+    if spec.django.database is not None:
+        found.append(Setting("DATABASES", {"default": database(spec)}, connection_reason(spec)))
+    cache = spec.django.cache
+    if cache is not None:
+        found.append(Setting("CACHES", {"default": {"BACKEND": CACHE_BACKENDS[cache.backend],
+                                                    "LOCATION": cache.location}}))
+    return found
+
+
+def database(spec: Spec) -> dict[str, Any]:
+    """DATABASES['default']; the password is read at start-up."""
+    db = spec.django.database
+    assert db is not None
+    entry: dict[str, Any] = {"ENGINE": ENGINES[db.engine], "NAME": db.name}
+    if db.engine != "sqlite":
+        entry |= {"USER": db.user, "PASSWORD": read_secret(DATABASE_PASSWORD), "HOST": db.host,
+                  "PORT": str(db.port)}
+    asgi = spec.app_server.interface == "asgi"
+    entry["CONN_MAX_AGE"] = 0 if asgi else db.conn_max_age
+    entry["CONN_HEALTH_CHECKS"] = entry["CONN_MAX_AGE"] > 0
+    if DATABASE_OPTIONS[db.engine]:
+        entry["OPTIONS"] = DATABASE_OPTIONS[db.engine]
+    return entry
+
+
+def connection_reason(spec: Spec) -> str:
+    """Why connections live as long as they do (docs/ref/databases.txt, "Persistent connections")."""
+    if spec.app_server.interface == "asgi":
+        return "ASGI: Django's docs say to turn persistent connections off (CONN_MAX_AGE 0)"
+    return ("WSGI: each worker keeps its connection for django.database.conn_max_age seconds, "
+            "checked before reuse")
+
+
+def file_settings(spec: Spec) -> list[Setting]:
+    """Static and media URLs and roots, equal to what nginx serves, and hashed static names."""
+    return [
+        Setting("STATIC_URL", spec.static.url),
+        Setting("STATIC_ROOT", spec.static.root, "nginx serves this directory at STATIC_URL"),
+        Setting("MEDIA_URL", spec.media.url),
+        Setting("MEDIA_ROOT", spec.media.root, "nginx serves this directory at MEDIA_URL, never runs it"),
+        Setting("STORAGES", {
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+        }, "hashed file names let nginx cache static files for long; run collectstatic on each deploy"),
+    ]
+
+
+def mail_settings(spec: Spec) -> list[Setting]:
+    """Who error mail comes from, and how it is marked."""
+    return [
+        Setting("SERVER_EMAIL", spec.django.server_email or f"root@{spec.domain}"),
+        Setting("EMAIL_SUBJECT_PREFIX", f"[{spec.name}] "),
+    ]
+
+
+def smtp_options(spec: Spec) -> dict[str, Any]:
+    """The SMTP relay, by the smtp EmailBackend's argument names (MAILERS OPTIONS in Django 6.1)."""
+    d = spec.django
+    options: dict[str, Any] = {"host": d.email_host or "localhost", "port": d.email_port,
+                               "use_tls": d.email_port == 587, "use_ssl": d.email_port == 465,
+                               "timeout": SMTP_TIMEOUT}
+    if d.email_user is not None:
+        options |= {"username": d.email_user, "password": read_secret(EMAIL_HOST_PASSWORD)}
+    return options
+
+
+def legacy_email_settings(spec: Spec) -> list[Setting]:
+    """The same relay as EMAIL_* settings, for Django before 6.1."""
+    o = smtp_options(spec)
+    return [
+        Setting("EMAIL_BACKEND", SMTP_BACKEND),
+        Setting("EMAIL_HOST", o["host"]),
+        Setting("EMAIL_PORT", o["port"]),
+        Setting("EMAIL_HOST_USER", o.get("username", "")),
+        Setting("EMAIL_HOST_PASSWORD", o.get("password", "")),
+        Setting("EMAIL_USE_TLS", o["use_tls"]),
+        Setting("EMAIL_USE_SSL", o["use_ssl"]),
+        Setting("EMAIL_TIMEOUT", o["timeout"]),
+    ]
+
+
+def logging_config() -> dict[str, Any]:
+    """LOGGING: everything to stderr for the process manager; 500s and suspicious requests mailed."""
+    mail = {"class": "django.utils.log.AdminEmailHandler", "level": "ERROR",
+            "filters": ["require_debug_false"]}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"}},
+        "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "line"},
+            "mail_admins": mail,
+        },
+        "root": {"handlers": ["stderr"], "level": "INFO"},
+        "loggers": {
+            # Replaces Django's default handlers (console only under DEBUG, mail for everything).
+            "django": {"handlers": [], "level": "INFO", "propagate": True},
+            "django.request": {"handlers": ["mail_admins"], "level": "ERROR", "propagate": True},
+            "django.security": {"handlers": ["mail_admins"], "level": "ERROR", "propagate": True},
+            # Any client can send a wrong Host: log it, never mail it.
+            "django.security.DisallowedHost": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
+        },
+    }
+
+
+def silenced_checks(spec: Spec) -> list[tuple[str, str]]:
+    """(check id, reason) for each deploy check this spec deliberately does not satisfy."""
+    t = spec.tls
+    found = [("security.W008", "SECURE_SSL_REDIRECT is off because nginx redirects HTTP to HTTPS")]
+    if not is_https(spec):
+        reason = "tls.mode is off: plain HTTP, where browsers drop Secure cookies and ignore HSTS"
+        found += [(check, reason) for check in ("security.W004", "security.W010", "security.W011",
+                                                "security.W012", "security.W016")]
+    elif t.hsts_seconds == 0:
+        found.append(("security.W004", "tls.hsts_seconds is 0: no HSTS"))
+    else:
+        if not t.hsts_include_subdomains:
+            found.append(("security.W005", "tls.hsts_include_subdomains is false: not every subdomain is HTTPS"))
+        if not t.hsts_preload:
+            found.append(("security.W021", "tls.hsts_preload is false: not on the browsers' preload list"))
+    chosen = {check for check, _ in found}
+    found += [(check, "listed in django.silenced_checks") for check in spec.django.silenced_checks
+              if check not in chosen]
+    return sorted(dict(found).items())

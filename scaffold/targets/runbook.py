@@ -1,0 +1,189 @@
+"""runbook: INSTALL.md, the commands that put this deployment on a fresh Debian/Ubuntu host, in order.
+
+Every path and name comes from the spec and from the other targets' own functions
+(config paths, unit names, file lists), so the runbook cannot drift from the files
+it installs. Values reach the shell through ``shlex.quote`` (spec grammar already
+keeps them free of shell syntax; quoting makes that independent of the grammar).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import PurePosixPath
+from typing import Any
+
+from scaffold.spec import Spec, remote_servers
+from scaffold.targets import appserver, nginx, supervisor, systemd
+from scaffold.targets import django as django_target
+from scaffold.targets._base import MARKDOWN, RenderJob
+from scaffold.targets._programs import (SECRET_FILE_MODE, SECRETS_DIR_MODE, Program, programs, secret_files,
+                                        secrets_dir, state_dir)
+
+NAME = "runbook"
+NGINX_SITES = "/etc/nginx/sites-available"
+NGINX_ENABLED = "/etc/nginx/sites-enabled"
+TMPFILES_DIR = "/etc/tmpfiles.d"
+SHARED_DIR_MODE = 0o2750  # owner rwx, nginx's group r-x, setgid so new files get nginx's group
+PRIVATE_DIR_MODE = 0o750
+# Enough entropy for SECRET_KEY (Django's get_random_secret_key makes 50 characters).
+KEY_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(50), end=\"\")'"
+LOOPBACK = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}
+APP_SERVER_PACKAGES = {"gunicorn": ["gunicorn>=23"], "uvicorn": ["uvicorn>=0.36"]}
+
+
+def jobs(spec: Spec) -> list[RenderJob]:
+    """INSTALL.md at the top of the output, for every spec."""
+    return [RenderJob("runbook/INSTALL.md.j2", PurePosixPath("INSTALL.md"), context(spec), comment=MARKDOWN)]
+
+
+def q(value: object) -> str:
+    """One shell word."""
+    return shlex.quote(str(value))
+
+
+def context(spec: Spec) -> dict[str, Any]:
+    """Everything the runbook lays out, already quoted for the shell where it lands in a command."""
+    d = spec.django
+    return {
+        "name": spec.name, "domain": spec.domain, "user": q(d.user), "group": q(d.group),
+        "socket_group": q(spec.app_server.socket_group), "multi_host": bool(remote_servers(spec)),
+        "packages": " ".join(q(p) for p in system_packages(spec)),
+        "home": q(PurePosixPath(d.root or "").parent), "root": q(d.root), "venv": q(d.venv),
+        "manage_py": q(f"{d.root}/manage.py"), "python": q(f"{d.venv}/bin/python"),
+        "pip_packages": " ".join(q(p) for p in app_server_packages(spec)),
+        "directories": directories(spec), "installs": rendered_installs(spec),
+        "executables": sorted({q(p.argv[0]) for p in programs(spec)}),
+        "secrets": [(name, q(path)) for name, path in secret_files(spec).items()],
+        "key_command": KEY_COMMAND, "manage_env": manage_environment(spec),
+        "nginx_files": [(q(f), q(f"{NGINX_SITES}/{f.name}"), q(f"{NGINX_ENABLED}/{f.name}"))
+                        for f in nginx.output_files(spec)],
+        "tls": tls_steps(spec), "supervisor": supervisor_steps(spec), "systemd": systemd_steps(spec),
+        "checks": checks(spec), "log_dir": q(spec.paths.log_dir),
+    }
+
+
+def system_packages(spec: Spec) -> list[str]:
+    """Debian packages: Python, nginx, the process manager, certbot for Let's Encrypt, curl for checks."""
+    found = ["python3", "python3-venv", "nginx", "curl"]
+    if spec.process_manager in ("supervisor", "both"):
+        found.append("supervisor")
+    if spec.tls.mode == "letsencrypt":
+        found.append("certbot")
+    return found
+
+
+def app_server_packages(spec: Spec) -> list[str]:
+    """What the virtualenv needs beyond the project's requirements to run the web app."""
+    found = list(APP_SERVER_PACKAGES[spec.app_server.kind])
+    if spec.app_server.kind == "gunicorn" and spec.app_server.interface == "asgi":
+        found += ["uvicorn-worker>=0.4"]
+    return found
+
+
+def directories(spec: Spec) -> list[tuple[str, str, str, str, str]]:
+    """(owner, group, mode, path, why) for every directory the app needs, created with install -d."""
+    d, user, group, web = spec.django, spec.django.user, spec.django.group, spec.app_server.socket_group
+    found = [
+        ("root", group, PRIVATE_DIR_MODE, d.root, "the code: the app reads it, never writes it"),
+        ("root", group, PRIVATE_DIR_MODE, appserver.config_dir(spec), "app-server config"),
+        ("root", group, SECRETS_DIR_MODE, secrets_dir(spec), "secrets: root writes, the app reads"),
+        (user, web, SHARED_DIR_MODE, spec.static.root, "collectstatic writes, nginx reads"),
+        (user, web, SHARED_DIR_MODE, spec.media.root, "uploads: the app writes, nginx reads"),
+        (user, group, PRIVATE_DIR_MODE, spec.paths.log_dir, "logs"),
+        (user, group, PRIVATE_DIR_MODE, state_dir(spec), "state (celery beat's schedule, sqlite)"),
+    ]
+    db = d.database
+    sqlite_dir = str(PurePosixPath(db.name or "").parent) if db and db.engine == "sqlite" else None
+    if sqlite_dir and sqlite_dir != state_dir(spec):
+        found.append((user, group, PRIVATE_DIR_MODE, sqlite_dir, "the sqlite database"))
+    return [(q(o), q(g), f"{m:04o}", q(p), why) for o, g, m, p, why in found]
+
+
+def rendered_installs(spec: Spec) -> list[tuple[str, str, str]]:
+    """(rendered file, host path, group) for the app-server file and the settings module."""
+    source = f"{spec.app_server.kind}/{PurePosixPath(_server_file(spec)).name}"
+    settings = django_target.jobs(spec)[0].dest
+    module_path = (spec.django.settings_module or "").replace(".", "/") + ".py"
+    return [(q(source), q(_server_file(spec)), q(spec.django.group)),
+            (q(settings), q(f"{spec.django.root}/{module_path}"), q(spec.django.group))]
+
+
+def _server_file(spec: Spec) -> str:
+    from scaffold.targets import gunicorn, uvicorn
+
+    return gunicorn.config_path(spec) if spec.app_server.kind == "gunicorn" else uvicorn.launcher_path(spec)
+
+
+def manage_environment(spec: Spec) -> str:
+    """The env(1) assignments a manage.py command needs: settings module and secret files."""
+    env = {**appserver.environment(spec), **{f"{n}_FILE": p for n, p in secret_files(spec).items()}}
+    return " ".join(q(f"{key}={value}") for key, value in sorted(env.items()))
+
+
+def tls_steps(spec: Spec) -> dict[str, Any]:
+    """What the TLS section needs: the mode, certificate paths, certbot's names and hooks."""
+    t = spec.tls
+    names = [spec.domain, *spec.aliases]
+    contact = f"-m {q(spec.django.admins[0])}" if spec.django.admins else "--register-unsafely-without-email"
+    return {"mode": t.mode, "certificate": q(t.certificate), "certificate_key": q(t.certificate_key),
+            "domains": " ".join(f"-d {q(n)}" for n in names), "contact": contact,
+            "webroot": q(nginx.ACME_WEBROOT), "cert_name": q(spec.domain)}
+
+
+def supervisor_steps(spec: Spec) -> dict[str, Any] | None:
+    """The supervisor files to install, the shared ones apart from the one-host ones."""
+    if spec.process_manager not in ("supervisor", "both"):
+        return None
+    files = [job.dest for job in supervisor.jobs(spec)]
+    tmpfiles = next(f for f in files if f.suffix == ".tmpfiles")
+    confs = [f for f in files if f.suffix == ".conf"]
+    shared = [(q(f), q(f"{supervisor.INCLUDE_DIR}/{f.name}")) for f in confs if f.name == f"{spec.name}.conf"]
+    single = [(q(f), q(f"{supervisor.INCLUDE_DIR}/{f.name}")) for f in confs if f.name != f"{spec.name}.conf"]
+    web = programs(spec)[0]
+    return {"tmpfiles": (q(tmpfiles), q(f"{TMPFILES_DIR}/{spec.name}.conf")), "shared": shared,
+            "singletons": single, "timers": _timer_units(spec), "web": _supervisor_web(spec, web),
+            "group": q(f"{spec.name}:*")}
+
+
+def _supervisor_web(spec: Spec, web: Program) -> str | None:
+    """The web app's own group when it is an fcgi-program, outside the spec's group."""
+    return q(f"{web.name}:*") if supervisor.uses_fcgi(spec, web) else None
+
+
+def systemd_steps(spec: Spec) -> dict[str, Any] | None:
+    """The unit files to install, what to enable on every host and what on one host only."""
+    if spec.process_manager not in ("systemd", "both"):
+        return None
+    names = [u.filename for u in systemd.units(spec)]  # the .tmpfiles snippet is not a unit
+    every, one = [f"{spec.name}-web.socket"], []
+    for program in programs(spec):
+        target = one if program.singleton or program.schedule else every
+        target += [f"{program.name}.timer"] if program.schedule else systemd.instance_names(program)
+    reload_web = programs(spec)[0].reload_signal is not None
+    return {"units": " ".join(q(f"{systemd.NAME}/{n}") for n in names),
+            "verify": " ".join(q(f"{systemd.UNIT_DIR}/{n}") for n in names),
+            "tmpfiles": (q(f"{systemd.NAME}/{spec.name}.tmpfiles"), q(f"{TMPFILES_DIR}/{spec.name}.conf")),
+            "every": " ".join(q(u) for u in every), "one": " ".join(q(u) for u in one),
+            "web": " ".join(q(u) for u in systemd.instance_names(programs(spec)[0])), "reload_web": reload_web}
+
+
+def _timer_units(spec: Spec) -> list[str]:
+    return [q(f"{p.name}.timer") for p in programs(spec) if p.schedule]
+
+
+def checks(spec: Spec) -> dict[str, Any]:
+    """How to see the app answer: on its socket or port as nginx reaches it, then through nginx."""
+    address = appserver.module_for(spec).listen_address(spec)
+    https = spec.tls.mode != "off"
+    port = spec.nginx.https_port if https else spec.nginx.http_port
+    scheme = "https" if https else "http"
+    url = f"{scheme}://{spec.domain}" + (f":{port}" if port not in (80, 443) else "") + "/"
+    socket = address.removeprefix("unix:") if address.startswith("unix:") else None
+    return {"socket": q(socket) if socket else None, "tcp": None if socket else q(f"http://{_local(address)}/"),
+            "url": q(url), "resolve": q(f"{spec.domain}:{port}:127.0.0.1"), "host": q(f"Host: {spec.domain}")}
+
+
+def _local(address: str) -> str:
+    """HOST:PORT as this host reaches it: a wildcard listen address becomes loopback."""
+    host, _, port = address.rpartition(":")
+    return f"{LOOPBACK.get(host, host)}:{port}"

@@ -1,0 +1,139 @@
+"""uvicorn: a launcher that serves the Django ASGI app on a socket the process manager owns.
+
+uvicorn has no config file. djdeploy renders a small Python launcher instead of
+an environment file of ``UVICORN_*`` variables because:
+
+* the settings are keyword arguments of ``uvicorn.Config``: a misspelt one stops
+  the start with a TypeError, where an unknown ``UVICORN_*`` variable is ignored;
+* supervisor has no EnvironmentFile; one launcher serves supervisor and systemd alike,
+  with no settings on a ``command=``/``ExecStart=`` line to quote for two syntaxes;
+* it finds the inherited socket itself (fd 0 from supervisor, fd 3 from systemd)
+  and refuses to start, with a message, when there is none.
+
+Process model: ``process_count(spec)`` copies of ``command(spec)``, one uvicorn
+process each, all accepting on one listening socket that the process manager
+creates and keeps (supervisor ``[fcgi-program]`` passes it as fd 0, systemd
+socket activation as fd 3; the launcher tells them apart by ``LISTEN_PID``).
+uvicorn's own ``--workers`` supervisor is not used: when it is SIGKILLed its
+spawned workers live on, holding the port and serving old code. With one
+process per worker the process manager sees and restarts every one, and while
+one restarts the socket stays open, so connections wait in its backlog.
+
+The socket is created by the process manager with owner ``django.user``, group
+``app_server.socket_group``, mode ``appserver.SOCKET_MODE`` (0660) — never by
+uvicorn, which would make it 0666 (Kludex/uvicorn#2731).
+
+A process exits with status 0 after ``limit_max_requests`` requests: the process
+manager must restart it on a clean exit too (supervisor ``autorestart=true``,
+systemd ``Restart=always``).
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from scaffold.spec import Spec
+from scaffold.targets import appserver
+from scaffold.targets._base import RenderJob
+
+NAME = "uvicorn"
+LAUNCHER_NAME = "uvicorn_launcher.py"
+SUPERVISOR_FD = 0  # supervisor docs, [fcgi-program]: "the socket ... as file descriptor 0"
+SYSTEMD_FD = 3  # sd_listen_fds(3): SD_LISTEN_FDS_START
+
+
+def jobs(spec: Spec) -> list[RenderJob]:
+    """The uvicorn launcher, when uvicorn is the app server."""
+    if spec.app_server.kind != "uvicorn":
+        return []
+    context = {"name": spec.name, "app": app(spec), "app_dir": spec.django.root, "settings": settings(spec),
+               "command": " ".join(command(spec)), "supervisor_fd": SUPERVISOR_FD, "systemd_fd": SYSTEMD_FD}
+    return [RenderJob("uvicorn/uvicorn_launcher.py.j2", PurePosixPath("uvicorn", LAUNCHER_NAME), context)]
+
+
+def launcher_path(spec: Spec) -> str:
+    """Where the rendered launcher is installed on the host."""
+    return f"{appserver.config_dir(spec)}/{LAUNCHER_NAME}"
+
+
+def command(spec: Spec) -> list[str]:
+    """The argv of one web process: the venv's python running the launcher (no exec bit needed)."""
+    return [f"{spec.django.venv}/bin/python", launcher_path(spec)]
+
+
+def environment(spec: Spec) -> dict[str, str]:
+    """Non-secret environment of the web program."""
+    return appserver.environment(spec)
+
+
+def stop_signal(spec: Spec) -> str:
+    """TERM: uvicorn stops accepting and waits up to graceful_timeout for open requests."""
+    return "TERM"
+
+
+def reload_signal(spec: Spec) -> str | None:
+    """None: a single uvicorn process has no reload signal; restart the processes instead."""
+    return None
+
+
+def graceful_timeout(spec: Spec) -> int:
+    """Seconds open requests get after TERM (uvicorn's timeout_graceful_shutdown)."""
+    return spec.app_server.graceful_timeout
+
+
+def stop_timeout(spec: Spec) -> int:
+    """Seconds the process manager waits after stop_signal before SIGKILL (> graceful_timeout)."""
+    return spec.app_server.stop_timeout or graceful_timeout(spec) + 10
+
+
+def uses_inherited_socket(spec: Spec) -> bool:
+    """True: the process manager creates the listening socket at listen_address and passes it in."""
+    return True
+
+
+def process_count(spec: Spec) -> int:
+    """How many launcher processes to run (supervisor numprocs): one per worker."""
+    workers = spec.app_server.workers
+    if not isinstance(workers, int):
+        raise ValueError('uvicorn needs a number of workers; spec validation rejects "auto"')
+    return workers
+
+
+def listen_address(spec: Spec) -> str:
+    """The socket the process manager creates: unix:/PATH or HOST:PORT."""
+    return spec.app_server.bind or ""
+
+
+def app(spec: Spec) -> str:
+    """The ASGI callable, as uvicorn imports it."""
+    return f"{spec.django.project}.asgi:application"
+
+
+def forwarded_allow_ips(spec: Spec) -> list[str]:
+    """Peers whose X-Forwarded-Proto/-For are believed.
+
+    Over a unix socket uvicorn sees no peer address and trusts nobody unless told
+    '*' (Kludex/uvicorn#713, #931); the socket's mode makes nginx the only peer.
+    Over TCP: nginx's addresses only.
+    """
+    if appserver.socket_path(spec):
+        return ["*"]
+    return list(spec.app_server.trusted_proxies or [])
+
+
+def settings(spec: Spec) -> dict[str, object]:
+    """Keyword arguments of uvicorn.Config, by their uvicorn names."""
+    a = spec.app_server
+    return {
+        "proxy_headers": True,
+        "forwarded_allow_ips": forwarded_allow_ips(spec),
+        "timeout_keep_alive": a.keepalive,
+        "timeout_graceful_shutdown": a.graceful_timeout,
+        "limit_concurrency": a.limit_concurrency,
+        "limit_max_requests": a.max_requests or None,
+        "limit_max_requests_jitter": a.max_requests // 10,
+        # Django's ASGI handler rejects the lifespan protocol.
+        "lifespan": "off",
+        "access_log": True,
+        "log_level": "info",
+    }

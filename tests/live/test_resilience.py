@@ -1,0 +1,125 @@
+"""Failures and reloads: a lost app server, killed app processes, a reload under load; no request is lost."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from live import client
+from live.layout import DOMAIN
+from live.stack import Stack, process_tree, wait_for
+
+pytestmark = pytest.mark.live
+
+RESTART_WITHIN = 15  # seconds from SIGKILL to the site answering again (supervisor's startsecs is 5)
+
+
+def served_by(stack: Stack) -> int:
+    reply = stack.fetch("/whoami/")
+    assert reply.status == 200, reply.body[:300]
+    return reply.json()["pid"]
+
+
+def answering_pid(stack: Stack) -> int | None:
+    """The pid that served /whoami/, or None while the site does not answer 200."""
+    reply = stack.fetch("/whoami/")
+    return reply.json()["pid"] if reply.status == 200 else None
+
+
+def test_requests_reach_both_app_servers_and_survive_losing_one(pair_stack: Stack) -> None:
+    second = pair_stack.second_server_pids()
+    pids = [served_by(pair_stack) for _ in range(20)]
+    assert any(pid in second for pid in pids), "nginx never used the second app server"
+    assert any(pid not in second for pid in pids), "nginx never used the first app server"
+    pair_stack.kill_second_server()
+    replies = [pair_stack.fetch("/whoami/") for _ in range(30)]
+    assert [r.status for r in replies] == [200] * 30
+    assert not {r.json()["pid"] for r in replies} & second
+
+
+def test_supervisor_brings_the_site_back_after_sigkill(stack: Stack) -> None:
+    masters = set(stack.web_processes().values())
+    old = process_tree(masters)
+    killed_at = time.monotonic()
+    for pid in masters:
+        os.killpg(pid, signal.SIGKILL)  # supervisor runs each program in its own process group
+    wait_for(lambda: answering_pid(stack) not in old | {None}, RESTART_WITHIN, "the site answering from new processes")
+    assert time.monotonic() - killed_at < RESTART_WITHIN
+    wait_for(stack.all_running, 30, "every supervised process RUNNING again")
+    assert not set(stack.web_processes().values()) & masters
+
+
+class RequestStream:
+    """Requests one after another on a kept-alive HTTPS connection, in a thread, recording every outcome."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.pids: list[int] = []
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        conn = self.connect()
+        while not self.stopping.is_set():
+            try:
+                reply = client.send(conn, "/whoami/")
+            except (OSError, http.client.HTTPException) as e:
+                self.failures.append(repr(e))
+                conn.close()
+                conn = self.connect()
+                continue
+            if reply.status != 200:
+                self.failures.append(f"{reply.status} {reply.body[:200]!r}")
+            else:
+                self.pids.append(reply.json()["pid"])
+        conn.close()
+
+    def connect(self) -> http.client.HTTPConnection:
+        return client.open_connection("https", DOMAIN, self.stack.site.ports.https,
+                                      context=client.tls_context(self.stack.site.cert))
+
+    def served_only_by_new_processes(self, old: set[int], count: int) -> bool:
+        recent = self.pids[-count:]
+        return len(recent) == count and not set(recent) & old
+
+
+def reload_app(stack: Stack) -> None:
+    """The graceful reload the rendered deployment supports: gunicorn's HUP, else a rolling restart.
+
+    uvicorn has no reload signal (scaffold/targets/uvicorn.py): each supervised process is restarted
+    in turn while supervisor keeps the listening socket open, so connections wait in its backlog.
+    """
+    processes = stack.web_processes()
+    if stack.site.kind == "gunicorn":
+        (name,) = processes
+        done = stack.supervisorctl("signal", "HUP", name)
+        assert done.returncode == 0 and "ERROR" not in done.stdout, done.stdout + done.stderr
+        return
+    for name in sorted(processes):
+        done = stack.supervisorctl("restart", name)
+        assert done.returncode == 0 and "ERROR" not in done.stdout, done.stdout + done.stderr
+
+
+def test_graceful_reload_under_steady_requests_loses_none(stack: Stack) -> None:
+    streams = [RequestStream(stack) for _ in range(2)]
+    for stream in streams:
+        stream.thread.start()
+    try:
+        wait_for(lambda: all(len(s.pids) >= 20 for s in streams), 20, "requests flowing")
+        old = process_tree(set(stack.web_processes().values()))
+        reload_app(stack)
+        wait_for(lambda: all(s.served_only_by_new_processes(old, 20) for s in streams), 30,
+                 "every request answered by reloaded processes")
+    finally:
+        for stream in streams:
+            stream.stopping.set()
+        for stream in streams:
+            stream.thread.join(15)
+    assert [s.failures for s in streams] == [[], []]
+    assert all(len(s.pids) > 40 for s in streams)

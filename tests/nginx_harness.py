@@ -1,0 +1,99 @@
+"""Render the nginx target into a scratch directory and check it with nginx -t and gixy-next."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import crossplane
+
+from scaffold.render import make_environment, render_job
+from scaffold.spec import Spec
+from scaffold.targets import nginx
+
+MIME_TYPES = Path("/etc/nginx/mime.types")
+WRAPPER = """\
+worker_processes auto;
+worker_rlimit_nofile 4096;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{
+    worker_connections 1024;
+}}
+http {{
+{mime}    default_type application/octet-stream;
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/temp/body;
+    proxy_temp_path {tmp}/temp/proxy;
+    fastcgi_temp_path {tmp}/temp/fastcgi;
+    uwsgi_temp_path {tmp}/temp/uwsgi;
+    scgi_temp_path {tmp}/temp/scgi;
+{includes}}}
+"""
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway self-signed ECDSA P-256 certificate and key."""
+    cert, key = directory / "fullchain.pem", directory / "privkey.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", "/CN=djdeploy.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def localize(spec: Spec, tmp: Path, cert: Path, key: Path) -> Spec:
+    """A copy of a resolved spec whose certificate and logs live under *tmp* (nginx -t opens them)."""
+    local = spec.model_copy(deep=True)
+    if local.tls.mode != "off":
+        local.tls.certificate, local.tls.certificate_key = str(cert), str(key)
+    local.paths.nginx_log_dir = str(tmp / "logs")
+    return local
+
+
+def render_nginx(spec: Spec, out: Path) -> list[Path]:
+    """Write the nginx target's files under *out*; return their paths, in job order."""
+    env = make_environment()
+    written = []
+    for job in nginx.jobs(spec):
+        path = out / job.dest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_job(env, job, spec_name="spec.yaml", version="test").content)
+        written.append(path)
+    return written
+
+
+def write_wrapper(tmp: Path, includes: list[Path]) -> Path:
+    """An nginx.conf that includes *includes* in its http block, every runtime path under *tmp*."""
+    (tmp / "temp").mkdir(exist_ok=True)
+    (tmp / "logs").mkdir(exist_ok=True)
+    mime = f"    include {MIME_TYPES};\n" if MIME_TYPES.exists() else ""
+    lines = "".join(f"    include {p};\n" for p in includes)
+    conf = tmp / "nginx.conf"
+    conf.write_text(WRAPPER.format(tmp=tmp, mime=mime, includes=lines))
+    return conf
+
+
+def run_nginx_test(nginx_bin: str, conf: Path) -> subprocess.CompletedProcess:
+    """`nginx -t` on *conf*, with the prefix in its directory."""
+    return subprocess.run([nginx_bin, "-t", "-q", "-c", str(conf), "-p", str(conf.parent)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def gixy_findings(gixy_bin: str, conf: Path) -> list[dict]:
+    """gixy-next's findings for *conf* (every severity), from its JSON report."""
+    done = subprocess.run([gixy_bin, "-f", "json", str(conf)], capture_output=True, text=True,
+                          timeout=120)
+    if done.returncode not in (0, 1):
+        raise AssertionError(f"gixy failed ({done.returncode}): {done.stderr}")
+    return json.loads(done.stdout or "[]")
+
+
+def parse(path: Path) -> list[dict]:
+    """The directives of one rendered file, parsed by crossplane (includes not followed)."""
+    payload = crossplane.parse(str(path), single=True, comments=False, check_ctx=False)
+    errors = payload["errors"] + [e for f in payload["config"] for e in f["errors"]]
+    assert not errors, errors
+    return payload["config"][0]["parsed"]

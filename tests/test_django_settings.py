@@ -1,0 +1,432 @@
+"""The production settings module: Django's own deploy checks on 5.2 and 6.x, and the secret loader.
+
+Each spec is rendered, its module placed in a package named after the spec's project (whose base
+settings are the test project's, plus development mail backends production must replace), and run
+by the real Django: `manage.py check --deploy --fail-level WARNING`, then requests through
+Django's test client. Django 6.x needs Python 3.12: a venv is built once per session
+(DJDEPLOY_DJANGO6_VENV names a directory to keep it between runs).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from scaffold.errors import SpecError
+from scaffold.render import render_all
+from scaffold.spec import Spec, load_spec, parse_spec
+from scaffold.targets import django as target
+from support import TESTS, UNDER_CI, example_paths
+
+DJPROJECT = TESTS / "djproject"
+# Passes security.W009: 62 characters, many distinct, no django-insecure- prefix.
+STRONG_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+OLD_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba9876543210"
+DJANGO6_VENV_VARIABLE = "DJDEPLOY_DJANGO6_VENV"
+
+MINIMAL = "version: 1\nname: blog\ndomain: blog.example.org\ndjango:\n  project: blog\n"
+# Cases the example specs lack, checked the same way.
+EXTRA_SPECS = {
+    "tls-off": MINIMAL + "tls:\n  mode: 'off'\nnginx:\n  http_port: 8080\n",
+    "relay": MINIMAL + textwrap.indent(textwrap.dedent("""\
+        email_host: smtp.example.org
+        email_port: 587
+        email_user: blog-mailer
+        admins: [ops@example.org, dev@example.org]
+        silenced_checks: [staticfiles.W004]
+        database:
+          engine: sqlite
+          conn_max_age: 0
+        """), "  ") + "tls:\n  mode: files\n  certificate: /etc/ssl/c.pem\n  certificate_key: /etc/ssl/k.pem\n"
+                     "  hsts_seconds: 3600\n  hsts_include_subdomains: false\n",
+}
+
+BASE_SETTINGS = """\
+from testsite.settings import *  # noqa: F403
+
+ROOT_URLCONF = {urls!r}
+# A careless base: development mail backends that the production module must replace.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+MAILERS = {{"default": {{"BACKEND": "django.core.mail.backends.console.EmailBackend"}}}}
+"""
+URLS = """\
+from django.urls import path
+from testsite.urls import urlpatterns as _site
+
+
+def boom(request):
+    raise RuntimeError("boom")
+
+
+urlpatterns = [*_site, path("boom/", boom)]
+"""
+# What Django believes under the rendered settings, as JSON on stdout.
+PROBE = """\
+import json, os, django
+django.setup()
+from django.conf import settings
+from django.core import mail
+from django.test import Client
+from django.test.utils import setup_test_environment
+
+backend = mail.mailers.default if hasattr(mail, "mailers") else mail.get_connection()
+facts = {"backend": type(backend).__module__ + "." + type(backend).__name__,
+         "smtp": [backend.host, backend.port, backend.use_tls, backend.use_ssl, backend.timeout,
+                  backend.username, bool(backend.password)]}
+setup_test_environment()
+client, host = Client(raise_request_exception=False), settings.ALLOWED_HOSTS[0]
+def get(path, **headers):
+    response = client.get(path, headers={"host": host, **headers})
+    return {"status": response.status_code, "headers": dict(response.headers),
+            "body": response.json() if path == "/whoami/" and response.status_code == 200 else None,
+            "mails": [sorted(m.to) for m in mail.outbox]}
+# What nginx sends: X-Forwarded-Proto is its $scheme.
+facts["proxied"] = get("/whoami/", x_forwarded_proto=os.environ["PROBE_SCHEME"])
+facts["http"] = get("/whoami/", x_forwarded_proto="http")
+facts["bad_host"] = get("/whoami/", host="attacker.example")
+facts["error"] = get("/boom/", x_forwarded_proto=os.environ["PROBE_SCHEME"])
+print(json.dumps(facts))
+"""
+
+
+def _all_cases() -> dict[str, Spec]:
+    cases = {path.stem: load_spec(path) for path in example_paths()}
+    return cases | {name: parse_spec(text, source=name) for name, text in EXTRA_SPECS.items()}
+
+
+CASES = _all_cases()
+
+
+def _rendered_module(spec: Spec) -> str:
+    (rendered,) = [f for f in render_all(spec, spec_name="spec.yaml") if f.dest.parts[0] == "django"]
+    return rendered.content
+
+
+def _write_module(root: Path, dotted: str, text: str) -> None:
+    *packages, module = dotted.split(".")
+    folder = root.joinpath(*packages)
+    folder.mkdir(parents=True, exist_ok=True)
+    for depth in range(1, len(packages) + 1):
+        (root.joinpath(*packages[:depth]) / "__init__.py").touch()
+    (folder / f"{module}.py").write_text(text, encoding="utf-8")
+
+
+def _make_site(root: Path, spec: Spec) -> Path:
+    """A package named after the project: base settings, urls, wsgi/asgi and the rendered module."""
+    d = spec.django
+    project = str(d.project)
+    _write_module(root, f"{project}.urls", URLS)
+    _write_module(root, f"{project}.wsgi", "from testsite.wsgi import application  # noqa: F401\n")
+    _write_module(root, f"{project}.asgi", "from testsite.asgi import application  # noqa: F401\n")
+    _write_module(root, str(d.base_settings), BASE_SETTINGS.format(urls=f"{project}.urls"))
+    _write_module(root, str(d.settings_module), _rendered_module(spec))
+    return root
+
+
+def _secrets_env(spec: Spec, **extra: str) -> dict[str, str]:
+    values = {target.SECRET_KEY: STRONG_KEY, target.SECRET_KEY_FALLBACKS: OLD_KEY + "\n",
+              target.DATABASE_PASSWORD: "db-password", target.EMAIL_HOST_PASSWORD: "mail-password"}
+    return {name: values[name] for name in target.secrets(spec)} | extra
+
+
+def _run(python: str, site: Path, spec: Spec, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "EMAIL"))}
+    clean.pop("CREDENTIALS_DIRECTORY", None)
+    clean |= {"PYTHONPATH": f"{site}{os.pathsep}{DJPROJECT}",
+              "DJANGO_SETTINGS_MODULE": str(spec.django.settings_module), **env}
+    return subprocess.run([python, *args], cwd=DJPROJECT, env=clean, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _python312() -> str | None:
+    found = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python"))
+    return str(found[-1]) if found else shutil.which("python3.12")
+
+
+def _unavailable(message: str) -> None:
+    if UNDER_CI:
+        pytest.fail(f"{message} (CI=true: the Django 6 check must run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def django6_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The python of a venv with the newest Django 6.x (and psycopg, for the postgresql specs)."""
+    venv = Path(os.environ.get(DJANGO6_VENV_VARIABLE) or tmp_path_factory.mktemp("django6") / "venv")
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", "import django, psycopg; assert django.VERSION >= (6,)"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return str(python)
+    base = _python312()
+    if base is None:
+        _unavailable("no Python 3.12 to run Django 6.x")
+    steps = [[base, "-m", "venv", "--clear", str(venv)],
+             [str(python), "-m", "pip", "install", "-q", "django>=6", "psycopg[binary]>=3.1"]]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            _unavailable(f"cannot build the Django 6 venv: {' '.join(step)}: {done.stderr[-500:]}")
+    return str(python)
+
+
+@pytest.fixture(params=["django5", "django6"])
+def python(request: pytest.FixtureRequest) -> str:
+    """The interpreter of one supported Django: 5.2 here, the newest 6.x in the session venv."""
+    if request.param == "django5":
+        return sys.executable
+    return request.getfixturevalue("django6_python")
+
+
+# manage.py check --deploy, and requests through Django ------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_check_deploy_finds_no_issue(case: str, python: str, tmp_path: Path) -> None:
+    spec = CASES[case]
+    site = _make_site(tmp_path, spec)
+    done = _run(python, site, spec, ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                _secrets_env(spec))
+    assert done.returncode == 0, done.stderr
+    assert "System check identified no issues" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("case", ["full", "tls-off", "relay"])
+def test_django_serves_as_the_settings_say(case: str, python: str, tmp_path: Path) -> None:
+    spec = CASES[case]
+    https = spec.tls.mode != "off"
+    site = _make_site(tmp_path, spec)
+    (site / "probe.py").write_text(PROBE, encoding="utf-8")
+    done = _run(python, site, spec, ["-W", "error::DeprecationWarning", "-W",
+                                     "error::PendingDeprecationWarning", str(site / "probe.py")],
+                _secrets_env(spec, PROBE_SCHEME="https" if https else "http"))
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["backend"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert facts["proxied"]["body"]["secure"] is https
+    assert facts["proxied"]["body"]["host"] == spec.domain
+    # nginx owns the redirect: a plain-HTTP request reaching Django is served, not redirected.
+    assert facts["http"]["status"] == 200 and facts["http"]["body"]["secure"] is False
+    hsts = facts["proxied"]["headers"].get("Strict-Transport-Security")
+    assert (hsts is not None) is (https and spec.tls.hsts_seconds > 0)
+    assert facts["proxied"]["headers"]["X-Frame-Options"] == "DENY"
+    assert facts["proxied"]["headers"]["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert facts["bad_host"]["status"] == 400 and facts["bad_host"]["mails"] == []
+    assert "DisallowedHost" in done.stderr  # logged to stderr for the process manager...
+    assert facts["error"]["status"] == 500
+    assert facts["error"]["mails"] == ([sorted(spec.django.admins)] if spec.django.admins else [])
+
+
+def test_relay_spec_reaches_the_smtp_backend(python: str, tmp_path: Path) -> None:
+    spec = CASES["relay"]
+    site = _make_site(tmp_path, spec)
+    (site / "probe.py").write_text(PROBE, encoding="utf-8")
+    done = _run(python, site, spec, [str(site / "probe.py")], _secrets_env(spec, PROBE_SCHEME="https"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["smtp"] == ["smtp.example.org", 587, True, False, 10, "blog-mailer", True]
+
+
+def test_missing_secret_key_fails_naming_the_variable(python: str, tmp_path: Path) -> None:
+    spec = CASES["minimal"]
+    site = _make_site(tmp_path, spec)
+    env = _secrets_env(spec)
+    del env[target.SECRET_KEY]
+    done = _run(python, site, spec, ["manage.py", "check", "--deploy"], env)
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY is not set" in done.stderr
+
+
+def test_a_silenced_check_is_the_only_thing_keeping_check_quiet(tmp_path: Path) -> None:
+    """Proves the check can fail: without its SILENCED_SYSTEM_CHECKS, the module reports W008."""
+    spec = CASES["full"]
+    site = _make_site(tmp_path, spec)
+    module = site.joinpath(*str(spec.django.settings_module).split(".")).with_suffix(".py")
+    module.write_text(module.read_text() + "SILENCED_SYSTEM_CHECKS = []\n")
+    done = _run(sys.executable, site, spec, ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                _secrets_env(spec))
+    assert done.returncode != 0
+    assert "security.W008" in done.stderr and "security.W021" in done.stderr
+
+
+# The secret loader, in process ------------------------------------------------------------------
+
+
+@pytest.fixture
+def load_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Execute a spec's rendered module against an empty base, with a clean secret environment."""
+    for name in [*os.environ]:
+        if name.startswith(("DJANGO_SECRET", "DATABASE_PASSWORD", "EMAIL_HOST_PASSWORD", "CREDENTIALS")):
+            monkeypatch.delenv(name)
+
+    def load(spec: Spec) -> dict:
+        package, base = str(spec.django.base_settings).rsplit(".", 1)
+        monkeypatch.setitem(sys.modules, package, types.ModuleType(package))
+        monkeypatch.setitem(sys.modules, f"{package}.{base}", types.ModuleType(f"{package}.{base}"))
+        namespace: dict = {"__name__": str(spec.django.settings_module)}
+        exec(compile(_rendered_module(spec), "settings.py", "exec"), namespace)  # noqa: S102
+        return namespace
+
+    return load
+
+
+def _credentials(tmp_path: Path, **files: str) -> str:
+    directory = tmp_path / "credentials"
+    directory.mkdir(exist_ok=True)
+    for name, value in files.items():
+        (directory / name).write_text(value, encoding="utf-8")
+    return str(directory)
+
+
+def test_loader_prefers_credentials_then_named_file_then_environment(load_settings, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", _credentials(tmp_path, DJANGO_SECRET_KEY="from-credentials\n"))
+    named = tmp_path / "secret_key"
+    named.write_text("from-file\n", encoding="utf-8")
+    monkeypatch.setenv("DJANGO_SECRET_KEY_FILE", str(named))
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "from-environment")
+    spec = CASES["minimal"]
+    assert load_settings(spec)["SECRET_KEY"] == "from-credentials"
+    (tmp_path / "credentials" / "DJANGO_SECRET_KEY").unlink()
+    assert load_settings(spec)["SECRET_KEY"] == "from-file"
+    monkeypatch.delenv("DJANGO_SECRET_KEY_FILE")
+    assert load_settings(spec)["SECRET_KEY"] == "from-environment"
+
+
+@pytest.mark.parametrize(("stored", "read"), [
+    ("key\n", "key"),
+    ("key\r\n", "key"),
+    ("key\n\n", "key\n"),
+    (" key \n", " key "),
+    ("key", "key"),
+])
+def test_loader_strips_exactly_one_trailing_newline(load_settings, monkeypatch, tmp_path, stored, read) -> None:
+    named = tmp_path / "secret_key"
+    named.write_bytes(stored.encode())
+    monkeypatch.setenv("DJANGO_SECRET_KEY_FILE", str(named))
+    assert load_settings(CASES["minimal"])["SECRET_KEY"] == read
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, "DJANGO_SECRET_KEY is not set"),
+    ({"DJANGO_SECRET_KEY": "\n"}, "DJANGO_SECRET_KEY is empty"),
+    ({"DJANGO_SECRET_KEY_FILE": "/nonexistent/secret_key"}, "DJANGO_SECRET_KEY_FILE: cannot read /nonexistent/secret_key"),
+])
+def test_loader_refuses_a_missing_secret(load_settings, monkeypatch, env, message) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        load_settings(CASES["minimal"])
+
+
+def test_database_password_is_required_for_a_server_database(load_settings, monkeypatch) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_PASSWORD is not set"):
+        load_settings(CASES["full"])
+    monkeypatch.setenv("DATABASE_PASSWORD", "pw")
+    assert load_settings(CASES["full"])["DATABASES"]["default"]["PASSWORD"] == "pw"
+
+
+@pytest.mark.parametrize(("stored", "keys"), [(None, []), ("", []), ("old1\nold2\n", ["old1", "old2"]),
+                                              ("old1 old2", ["old1", "old2"])])
+def test_key_fallbacks_are_optional_and_split_on_whitespace(load_settings, monkeypatch, stored, keys) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    if stored is not None:
+        monkeypatch.setenv("DJANGO_SECRET_KEY_FALLBACKS", stored)
+    assert load_settings(CASES["minimal"])["SECRET_KEY_FALLBACKS"] == keys
+
+
+def test_mysql_settings_import_with_utf8mb4(load_settings, monkeypatch) -> None:
+    """No MySQL driver here, so check --deploy cannot load the backend: the module is executed only."""
+    spec = parse_spec(MINIMAL + "  database:\n    engine: mysql\n")
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    monkeypatch.setenv("DATABASE_PASSWORD", "pw")
+    default = load_settings(spec)["DATABASES"]["default"]
+    assert default == {"ENGINE": "django.db.backends.mysql", "NAME": "blog", "USER": "blog", "PASSWORD": "pw",
+                       "HOST": "127.0.0.1", "PORT": "3306", "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True,
+                       "OPTIONS": {"charset": "utf8mb4"}}
+
+
+# Decisions, from the spec alone --------------------------------------------------------------------
+
+
+def test_secrets_follow_the_spec() -> None:
+    assert target.secrets(CASES["minimal"]) == ["DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FALLBACKS"]
+    assert target.secrets(CASES["full"])[-1] == "DATABASE_PASSWORD"
+    assert target.secrets(CASES["uvicorn-systemd"]) == ["DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FALLBACKS"]
+    assert target.secrets(CASES["relay"])[-1] == "EMAIL_HOST_PASSWORD"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_module_reads_exactly_the_secrets_the_process_managers_provide(case: str) -> None:
+    text = _rendered_module(CASES[case])
+    assert set(re.findall(r"_read_secret\('([A-Z_]+)'", text)) == set(target.secrets(CASES[case]))
+    assert text.splitlines()[4] == f"from {CASES[case].django.base_settings} import *  # noqa: F403" \
+        " - the project's settings; production overrides follow"
+
+
+def test_asgi_closes_connections_and_wsgi_keeps_them_with_health_checks() -> None:
+    assert target.database(CASES["asgi-both"])["CONN_MAX_AGE"] == 0
+    assert target.database(CASES["asgi-both"])["CONN_HEALTH_CHECKS"] is False
+    assert target.database(CASES["full"])["CONN_MAX_AGE"] == 60
+    assert target.database(CASES["full"])["CONN_HEALTH_CHECKS"] is True
+
+
+def test_memcached_location_is_passed_as_pymemcache_reads_it() -> None:
+    spec = parse_spec(MINIMAL + "  cache:\n    backend: memcached\n    location: unix:/run/memcached/m.sock\n")
+    (caches,) = target.data_settings(spec)
+    assert caches.value == {"default": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                                        "LOCATION": "unix:/run/memcached/m.sock"}}
+
+
+def test_origins_carry_the_scheme_and_a_non_default_port() -> None:
+    assert target.origins(CASES["full"]) == ["https://shop.example.com", "https://www.shop.example.com"]
+    assert target.origins(CASES["tls-off"]) == ["http://blog.example.org:8080"]
+
+
+def test_silenced_checks_each_have_a_reason_from_the_spec() -> None:
+    assert dict(target.silenced_checks(CASES["uvicorn-systemd"])) == {
+        "security.W008": "SECURE_SSL_REDIRECT is off because nginx redirects HTTP to HTTPS"}
+    assert set(dict(target.silenced_checks(CASES["tls-off"]))) == {
+        "security.W004", "security.W008", "security.W010", "security.W011", "security.W012", "security.W016"}
+    assert set(dict(target.silenced_checks(CASES["relay"]))) == {
+        "security.W005", "security.W008", "security.W021", "staticfiles.W004"}
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("security.W023", "did you mean 'security.E023'?"),
+    ("security.W007", "was removed in Django 3.0"),
+    ("security.W099", "is not a Django check id"),
+    ("W008", "is not a Django check id like"),
+    ("security.w008", "is not a Django check id like"),
+])
+def test_spec_rejects_unknown_check_ids(value: str, message: str) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec(MINIMAL + f"  silenced_checks: [{value}]\n")
+    (problem,) = error.value.problems
+    assert problem.startswith(f"django.silenced_checks[0]: {value!r}") and message in problem
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2], "b": ("x",), "c": {}},
+    {"k" * 40: {"nested" * 5: list(range(30))}},
+    [target.Code("_read_secret('X')")],
+])
+def test_format_literal_is_python_and_fits_the_line(value) -> None:
+    text = target.format_literal(value, used=10)
+    assert all(len(line) <= target.LINE_WIDTH for line in text.splitlines())
+    if isinstance(value, list):
+        assert text == "[_read_secret('X')]"
+    else:
+        assert ast.literal_eval(text) == value

@@ -1,0 +1,65 @@
+"""runbook target: INSTALL.md names the spec's real paths and its shell blocks are valid bash."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support import example_paths, require_tool
+from scaffold.render import render_all
+from scaffold.spec import load_spec
+
+_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)
+
+
+def _install_md(path: Path) -> str:
+    files = render_all(load_spec(path), spec_name=path.name)
+    return next(f.content for f in files if str(f.dest) == "INSTALL.md")
+
+
+@pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.stem)
+def test_shell_blocks_are_valid_bash(path: Path) -> None:
+    bash = require_tool("bash")
+    blocks = _BLOCK.findall(_install_md(path))
+    assert len(blocks) >= 8
+    for block in blocks:
+        result = subprocess.run([bash, "-n"], input=block, capture_output=True, text=True)
+        assert result.returncode == 0, (result.stderr, block)
+
+
+@pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.stem)
+def test_mentions_every_real_path_and_file(path: Path) -> None:
+    spec = load_spec(path)
+    text = _install_md(path)
+    rendered = [str(f.dest) for f in render_all(spec, spec_name=path.name)
+                if f.dest.parts[0] in ("nginx", "supervisor", "gunicorn", "uvicorn", "django")]
+    wanted = [spec.django.root, spec.django.venv, spec.static.root, spec.media.root, spec.paths.log_dir,
+              f"/etc/{spec.name}/secrets/DJANGO_SECRET_KEY", *rendered]
+    missing = [w for w in wanted if w not in text]
+    assert not missing
+
+
+def test_systemd_runbook_enables_units_and_one_host_timers() -> None:
+    text = _install_md(next(p for p in example_paths() if p.stem == "uvicorn-systemd"))
+    assert "systemctl enable --now chat-web.socket chat-web@1.service chat-web@2.service" in text
+    assert "systemctl enable --now chat-clearsessions.timer" in text
+    assert "supervisorctl" not in text
+
+
+def test_letsencrypt_has_a_reload_hook_and_no_secret_values() -> None:
+    text = _install_md(next(p for p in example_paths() if p.stem == "asgi-both"))
+    assert "--deploy-hook 'systemctl reload nginx'" in text
+    assert "certbot renew --dry-run" in text
+    assert "install -m 0644 supervisor/market-beat.conf /etc/supervisor/conf.d/market-beat.conf" in text
+
+
+def test_secret_key_command_makes_a_strong_key(tmp_path: Path) -> None:
+    bash = require_tool("bash")
+    text = _install_md(next(p for p in example_paths() if p.stem == "minimal"))
+    line = next(l for l in text.splitlines() if "token_urlsafe" in l)
+    command = line.split("|| ", 1)[1].split(" | install", 1)[0]
+    key = subprocess.run([bash, "-c", command], capture_output=True, text=True, check=True).stdout
+    assert len(key) >= 50 and "\n" not in key

@@ -1,0 +1,146 @@
+"""systemd target: quoting, and every unit checked by systemd-analyze verify (silent) and security (<= 2.0)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support import example_paths, require_tool
+from scaffold.render import render_all
+from scaffold.spec import validate_data
+from scaffold.targets import systemd
+from scaffold.targets._programs import programs
+
+MAX_EXPOSURE = 2.0
+_EXPOSURE = re.compile(r"Overall exposure level for \S+: ([0-9.]+)")
+
+
+def _systemd_spec(path: Path):
+    """The example as systemd runs it (a supervisor-only example becomes `both`)."""
+    data = yaml.safe_load(path.read_text())
+    if data.get("process_manager", "supervisor") == "supervisor":
+        data["process_manager"] = "both"
+    return validate_data(data)
+
+
+def _host_tree(tmp: Path, spec) -> Path:
+    """A root directory with the units installed and every program they run, for --root=."""
+    root = tmp / "root"
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True)
+    for f in render_all(spec, spec_name="spec.yaml"):
+        if f.dest.parts[0] == "systemd" and f.dest.suffix != ".tmpfiles":
+            (units / f.dest.name).write_text(f.content)
+    lib = root / "usr/lib/systemd/system"
+    lib.mkdir(parents=True)
+    for target in Path("/lib/systemd/system").glob("*.target"):
+        shutil.copy(target, lib)
+    for exe in {p.argv[0] for p in programs(spec)} | {systemd.KILL}:
+        (root / exe.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / exe.lstrip("/")).write_text("#!/bin/sh\n")
+        (root / exe.lstrip("/")).chmod(0o755)
+    return root
+
+
+def _unit_names(spec) -> list[str]:
+    """Every unit, templates as their first instance (what `systemctl enable` gets)."""
+    found = [f"{spec.name}-web.socket"]
+    for program in programs(spec):
+        found += systemd.instance_names(program)[:1]
+        found += [f"{program.name}.timer"] if program.schedule else []
+    return found
+
+
+@pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.stem)
+def test_units_verify_silently(path: Path, tmp_path: Path) -> None:
+    tool = require_tool("systemd-analyze")
+    spec = _systemd_spec(path)
+    root = _host_tree(tmp_path, spec)
+    result = subprocess.run([tool, "verify", f"--root={root}", *_unit_names(spec)],
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+@pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.stem)
+def test_services_are_hardened(path: Path, tmp_path: Path) -> None:
+    tool = require_tool("systemd-analyze")
+    spec = _systemd_spec(path)
+    root = _host_tree(tmp_path, spec)
+    for unit in (u for u in _unit_names(spec) if u.endswith(".service")):
+        result = subprocess.run([tool, "security", "--offline=yes", f"--root={root}", unit],
+                                capture_output=True, text=True, timeout=60)
+        score = float(_EXPOSURE.search(result.stdout).group(1))
+        assert score <= MAX_EXPOSURE, (unit, result.stdout)
+
+
+def test_a_misspelt_key_would_be_caught(tmp_path: Path) -> None:
+    """The verify test means something: systemd-analyze warns on stderr, rc 0, for unknown keys."""
+    tool = require_tool("systemd-analyze")
+    spec = _systemd_spec(next(p for p in example_paths() if p.stem == "minimal"))
+    root = _host_tree(tmp_path, spec)
+    unit = root / "etc/systemd/system/blog-web.service"
+    unit.write_text(unit.read_text().replace("KillMode=", "KillMod="))
+    result = subprocess.run([tool, "verify", f"--root={root}", "blog-web.service"], capture_output=True, text=True)
+    assert "Unknown key" in result.stderr
+
+
+def test_timer_schedules_parse_as_calendar_events() -> None:
+    tool = require_tool("systemd-analyze")
+    spec = _systemd_spec(next(p for p in example_paths() if p.stem == "uvicorn-systemd"))
+    for program in (p for p in programs(spec) if p.schedule):
+        result = subprocess.run([tool, "calendar", program.schedule], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_unit_shapes() -> None:
+    spec = _systemd_spec(next(p for p in example_paths() if p.stem == "asgi-both"))
+    units = {u.filename: dict((k, v) for _, lines in u.sections for k, v in lines) for u in systemd.units(spec)}
+    web = units["market-web.service"]
+    assert (web["Type"], web["KillMode"], web["Restart"]) == ("notify", "mixed", "on-failure")
+    assert int(web["TimeoutStopSec"]) > spec.app_server.graceful_timeout
+    assert web["ExecReload"] == "/bin/kill -s HUP $MAINPID"
+    assert "DJANGO_SECRET_KEY:/etc/market/secrets/DJANGO_SECRET_KEY" in [
+        v for _, lines in systemd.units(spec)[1].sections for k, v in lines if k == "LoadCredential"]
+    assert "SECRET" not in web["Environment"].replace("DJANGO_SETTINGS_MODULE", "")
+    assert units["market-web.socket"]["SocketGroup"] == "www-data"
+    assert "market-celery@.service" in units and units["market-beat.service"]["Type"] == "exec"
+
+
+def test_uvicorn_processes_share_the_socket() -> None:
+    spec = _systemd_spec(next(p for p in example_paths() if p.stem == "uvicorn-systemd"))
+    units = {u.filename: dict((k, v) for _, lines in u.sections for k, v in lines) for u in systemd.units(spec)}
+    assert units["chat-web.socket"]["Service"] == "chat-web@1.service"
+    assert units["chat-web@.service"]["Sockets"] == "chat-web.socket"
+    assert units["chat-web@.service"]["Restart"] == "always"  # uvicorn exits 0 after limit_max_requests
+    assert units["chat-clearsessions.service"]["Type"] == "oneshot"
+    assert units["chat-clearsessions.timer"]["OnCalendar"] == "daily"
+
+
+@pytest.mark.parametrize("word, expected", [
+    ("--loglevel=INFO", "--loglevel=INFO"),
+    ("/srv/app/venv/bin/celery", "/srv/app/venv/bin/celery"),
+    ("a b", '"a b"'),
+    ("say \"hi\"", '"say \\"hi\\""'),
+    ("back\\slash", '"back\\\\slash"'),
+    (";", '";"'),
+    ("$HOME", '"$$HOME"'),
+    ("%h", "%%h"),
+    ("", '""'),
+])
+def test_quote_word(word: str, expected: str) -> None:
+    assert systemd.quote_word(word) == expected
+
+
+def test_format_exec_needs_an_absolute_program() -> None:
+    with pytest.raises(ValueError):
+        systemd.format_exec(["celery", "worker"])
+
+
+def test_format_environment_doubles_percent_but_not_dollar() -> None:
+    text = systemd.format_environment({"B": "a$b", "A": "50%", "C": 'q"q'})
+    assert text == '"A=50%%" "B=a$b" "C=q\\"q"'
