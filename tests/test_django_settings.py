@@ -38,17 +38,23 @@ MINIMAL = "version: 1\nname: blog\ndomain: blog.example.org\ndjango:\n  project:
 # Cases the example specs lack, checked the same way.
 EXTRA_SPECS = {
     "tls-off": MINIMAL + "tls:\n  mode: 'off'\nnginx:\n  http_port: 8080\n",
-    "relay": MINIMAL + textwrap.indent(textwrap.dedent("""\
-        email_host: smtp.example.org
-        email_port: 587
-        email_user: blog-mailer
-        admins: [ops@example.org, dev@example.org]
-        silenced_checks: [staticfiles.W004]
-        database:
-          engine: sqlite
-          conn_max_age: 0
-        """), "  ") + "tls:\n  mode: files\n  certificate: /etc/ssl/c.pem\n  certificate_key: /etc/ssl/k.pem\n"
-                     "  hsts_seconds: 3600\n  hsts_include_subdomains: false\n",
+    "no-hsts": MINIMAL + "tls:\n  hsts_seconds: 0\n",
+    "relay": MINIMAL + textwrap.dedent("""\
+          email_host: smtp.example.org
+          email_port: 587
+          email_user: blog-mailer
+          admins: [ops@example.org, dev@example.org]
+          silenced_checks: [staticfiles.W004]
+          database:
+            engine: sqlite
+            conn_max_age: 0
+        tls:
+          mode: files
+          certificate: /etc/ssl/blog/fullchain.pem
+          certificate_key: /etc/ssl/blog/privkey.pem
+          hsts_seconds: 3600
+          hsts_include_subdomains: false
+        """),
 }
 
 BASE_SETTINGS = """\
@@ -139,7 +145,8 @@ def _secrets_env(spec: Spec, **extra: str) -> dict[str, str]:
     return {name: values[name] for name in target.secrets(spec)} | extra
 
 
-def _run(python: str, site: Path, spec: Spec, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(python: str, site: Path, spec: Spec, args: list[str],
+         env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "EMAIL"))}
     clean.pop("CREDENTIALS_DIRECTORY", None)
     clean |= {"PYTHONPATH": f"{site}{os.pathsep}{DJPROJECT}",
@@ -286,8 +293,10 @@ def _credentials(tmp_path: Path, **files: str) -> str:
     return str(directory)
 
 
-def test_loader_prefers_credentials_then_named_file_then_environment(load_settings, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", _credentials(tmp_path, DJANGO_SECRET_KEY="from-credentials\n"))
+def test_loader_prefers_credentials_then_named_file_then_environment(load_settings, monkeypatch,
+                                                                      tmp_path) -> None:
+    credentials = _credentials(tmp_path, DJANGO_SECRET_KEY="from-credentials\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", credentials)
     named = tmp_path / "secret_key"
     named.write_text("from-file\n", encoding="utf-8")
     monkeypatch.setenv("DJANGO_SECRET_KEY_FILE", str(named))
@@ -307,7 +316,8 @@ def test_loader_prefers_credentials_then_named_file_then_environment(load_settin
     (" key \n", " key "),
     ("key", "key"),
 ])
-def test_loader_strips_exactly_one_trailing_newline(load_settings, monkeypatch, tmp_path, stored, read) -> None:
+def test_loader_strips_exactly_one_trailing_newline(load_settings, monkeypatch, tmp_path, stored,
+                                                     read) -> None:
     named = tmp_path / "secret_key"
     named.write_bytes(stored.encode())
     monkeypatch.setenv("DJANGO_SECRET_KEY_FILE", str(named))
@@ -317,7 +327,7 @@ def test_loader_strips_exactly_one_trailing_newline(load_settings, monkeypatch, 
 @pytest.mark.parametrize(("env", "message"), [
     ({}, "DJANGO_SECRET_KEY is not set"),
     ({"DJANGO_SECRET_KEY": "\n"}, "DJANGO_SECRET_KEY is empty"),
-    ({"DJANGO_SECRET_KEY_FILE": "/nonexistent/secret_key"}, "DJANGO_SECRET_KEY_FILE: cannot read /nonexistent/secret_key"),
+    ({"DJANGO_SECRET_KEY_FILE": "/nonexistent/key"}, "DJANGO_SECRET_KEY_FILE: cannot read /nonexistent/key"),
 ])
 def test_loader_refuses_a_missing_secret(load_settings, monkeypatch, env, message) -> None:
     from django.core.exceptions import ImproperlyConfigured
@@ -384,7 +394,7 @@ def test_asgi_closes_connections_and_wsgi_keeps_them_with_health_checks() -> Non
 
 
 def test_memcached_location_is_passed_as_pymemcache_reads_it() -> None:
-    spec = parse_spec(MINIMAL + "  cache:\n    backend: memcached\n    location: unix:/run/memcached/m.sock\n")
+    spec = parse_spec(MINIMAL + "  cache: {backend: memcached, location: 'unix:/run/memcached/m.sock'}\n")
     (caches,) = target.data_settings(spec)
     assert caches.value == {"default": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
                                         "LOCATION": "unix:/run/memcached/m.sock"}}
@@ -400,6 +410,7 @@ def test_silenced_checks_each_have_a_reason_from_the_spec() -> None:
         "security.W008": "SECURE_SSL_REDIRECT is off because nginx redirects HTTP to HTTPS"}
     assert set(dict(target.silenced_checks(CASES["tls-off"]))) == {
         "security.W004", "security.W008", "security.W010", "security.W011", "security.W012", "security.W016"}
+    assert set(dict(target.silenced_checks(CASES["no-hsts"]))) == {"security.W004", "security.W008"}
     assert set(dict(target.silenced_checks(CASES["relay"]))) == {
         "security.W005", "security.W008", "security.W021", "staticfiles.W004"}
 

@@ -296,7 +296,7 @@ def silenced_checks(spec: Spec) -> list[tuple[str, str]]:
         found.append(("security.W004", "tls.hsts_seconds is 0: no HSTS"))
     else:
         if not t.hsts_include_subdomains:
-            found.append(("security.W005", "tls.hsts_include_subdomains is false: not every subdomain is HTTPS"))
+            found.append(("security.W005", "tls.hsts_include_subdomains is false"))
         if not t.hsts_preload:
             found.append(("security.W021", "tls.hsts_preload is false: not on the browsers' preload list"))
     chosen = {check for check, _ in found}

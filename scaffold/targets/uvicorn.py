@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from scaffold.spec import Spec
+from scaffold.spec import STOP_MARGIN, Spec
 from scaffold.targets import appserver
 from scaffold.targets._base import RenderJob
 
@@ -83,7 +83,7 @@ def graceful_timeout(spec: Spec) -> int:
 
 def stop_timeout(spec: Spec) -> int:
     """Seconds the process manager waits after stop_signal before SIGKILL (> graceful_timeout)."""
-    return spec.app_server.stop_timeout or graceful_timeout(spec) + 10
+    return spec.app_server.stop_timeout or graceful_timeout(spec) + STOP_MARGIN
 
 
 def uses_inherited_socket(spec: Spec) -> bool:

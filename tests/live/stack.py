@@ -182,7 +182,7 @@ class Stack:
                                                  stdin=subprocess.DEVNULL, start_new_session=True,
                                                  preexec_fn=die_with_parent)
         ports = (self.site.ports.http, self.site.ports.https)
-        wait_for(lambda: all(_listening(port) for port in ports), 15, "nginx listening")
+        wait_for(lambda: all(is_listening(port) for port in ports), 15, "nginx listening")
 
     def _nginx_argv(self, *extra: str) -> list[str]:
         prefix = self.site.base / "nginx"
@@ -228,27 +228,7 @@ class Stack:
 
     def start_second_app_server(self) -> None:
         """The second "host": the rendered web program run directly (not supervised, so a kill is final)."""
-        program = read_web_program(self.site)
-        user = pwd.getpwnam(program.user)
-        env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", **program.environment}
-        address = ("127.0.0.2", self.site.ports.app)
-        listener = None
-        argv, count = program.argv, 1
-        if program.kind == "fcgi-program":
-            # What supervisor does for [fcgi-program]: one listening socket, given to each process as fd 0.
-            listener = socket.create_server(address, backlog=128)
-            count = program.numprocs
-        else:
-            argv = [*argv, "--bind", f"{address[0]}:{address[1]}"]
-        with open(self.site.log / "second-host.log", "ab") as out:
-            for _ in range(count):
-                self.extra.append(subprocess.Popen(
-                    argv, cwd=program.directory, env=env, user=user.pw_uid, group=user.pw_gid, extra_groups=[],
-                    stdin=listener.fileno() if listener else subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent))
-        if listener:
-            listener.close()
-        wait_for(lambda: _listening(address[1], address[0]), 20, "the second app server listening")
+        self.extra += run_web_program(self.site, ("127.0.0.2", self.site.ports.app), "second-host")
 
     def second_server_pids(self) -> set[int]:
         """The processes of the second app server (launchers, masters and their workers)."""
@@ -292,7 +272,41 @@ class Stack:
                 _kill_group(pid)
 
 
-def _listening(port: int, address: str = client.LOOPBACK) -> bool:
+def run_web_program(site: Site, address: tuple[str, int], label: str,
+                    env: Optional[dict[str, str]] = None) -> list[subprocess.Popen]:
+    """Run the rendered web program outside supervisor, as its user, listening on *address*; *env* overrides."""
+    program = read_web_program(site)
+    user = pwd.getpwnam(program.user)
+    environment = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", **program.environment, **(env or {})}
+    listener, argv, count = None, program.argv, 1
+    if program.kind == "fcgi-program":
+        # What supervisor does for [fcgi-program]: one listening socket, given to each process as fd 0.
+        listener = socket.create_server(address, backlog=128)
+        count = program.numprocs
+    else:
+        # gunicorn: command-line settings override the config file's (raw_env included).
+        argv = [*argv, "--bind", f"{address[0]}:{address[1]}",
+                *(f"--env={key}={value}" for key, value in sorted((env or {}).items()))]
+    started = []
+    with open(site.log / f"{label}.log", "ab") as out:
+        for _ in range(count):
+            started.append(subprocess.Popen(
+                argv, cwd=program.directory, env=environment, user=user.pw_uid, group=user.pw_gid,
+                extra_groups=[], stdin=listener.fileno() if listener else subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent))
+    if listener:
+        listener.close()
+    try:
+        wait_for(lambda: is_listening(address[1], address[0]), 20, f"{label} listening on {address[0]}:{address[1]}")
+    except BaseException:
+        for proc in started:
+            _stop_process(proc, signal.SIGKILL, 5)
+        raise
+    return started
+
+
+def is_listening(port: int, address: str = client.LOOPBACK) -> bool:
+    """Whether something accepts TCP connections on *address*:*port*."""
     try:
         socket.create_connection((address, port), 1).close()
     except OSError:
