@@ -91,8 +91,8 @@ facts = {"backend": type(backend).__module__ + "." + type(backend).__name__,
                   backend.username, bool(backend.password)]}
 setup_test_environment()
 client, host = Client(raise_request_exception=False), settings.ALLOWED_HOSTS[0]
-def get(path, **headers):
-    response = client.get(path, headers={"host": host, **headers})
+def get(path, environ=None, **headers):
+    response = client.get(path, headers={"host": host, **headers}, **(environ or {}))
     return {"status": response.status_code, "headers": dict(response.headers),
             "body": response.json() if path == "/whoami/" and response.status_code == 200 else None,
             "mails": [sorted(m.to) for m in mail.outbox]}
@@ -101,6 +101,9 @@ facts["proxied"] = get("/whoami/", x_forwarded_proto=os.environ["PROBE_SCHEME"])
 facts["http"] = get("/whoami/", x_forwarded_proto="http")
 facts["bad_host"] = get("/whoami/", host="attacker.example")
 facts["error"] = get("/boom/", x_forwarded_proto=os.environ["PROBE_SCHEME"])
+# The client's address: from nginx's X-Real-IP over a unix socket (empty peer), never from a stranger.
+facts["unix_peer"] = get("/whoami/", {"REMOTE_ADDR": ""}, x_real_ip="203.0.113.7")
+facts["stranger"] = get("/whoami/", {"REMOTE_ADDR": "198.51.100.9"}, x_real_ip="203.0.113.7")
 print(json.dumps(facts))
 """
 
@@ -230,6 +233,8 @@ def test_django_serves_as_the_settings_say(case: str, python: str, tmp_path: Pat
     assert facts["bad_host"]["status"] == 400 and facts["bad_host"]["mails"] == []
     assert "DisallowedHost" in done.stderr  # logged to stderr for the process manager...
     assert facts["error"]["status"] == 500
+    assert facts["unix_peer"]["body"]["remote_addr"] == "203.0.113.7"
+    assert facts["stranger"]["body"]["remote_addr"] == "198.51.100.9"
     assert facts["error"]["mails"] == ([sorted(spec.django.admins)] if spec.django.admins else [])
 
 

@@ -125,6 +125,8 @@ def context(spec: Spec) -> dict[str, Any]:
                                     "drop any the base settings set"),
         "logging": Setting("LOGGING", logging_config()),
         "silenced": silenced_checks(spec),
+        "proxies": list(spec.app_server.trusted_proxies or []),
+        "client_middleware": f"{spec.django.settings_module}.client_address_middleware",
     }
 
 

@@ -132,8 +132,11 @@ def _logging(spec: Spec, program: Program) -> dict[str, str]:
 def _socket(spec: Spec) -> dict[str, str]:
     server = appserver.module_for(spec)
     address = server.listen_address(spec)
-    url = f"unix://{address.removeprefix('unix:')}" if address.startswith("unix:") else f"tcp://{address}"
-    return {"socket": escape_value(url), "socket_owner": f"{spec.django.user}:{spec.app_server.socket_group}",
+    if not address.startswith("unix:"):
+        # supervisord refuses socket_owner/socket_mode on TCP sockets.
+        return {"socket": escape_value(f"tcp://{address}")}
+    return {"socket": escape_value(f"unix://{address.removeprefix('unix:')}"),
+            "socket_owner": f"{spec.django.user}:{spec.app_server.socket_group}",
             "socket_mode": f"{appserver.SOCKET_MODE:04o}"}
 
 

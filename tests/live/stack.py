@@ -12,7 +12,6 @@ import ctypes
 import os
 import pwd
 import re
-import shutil
 import socket
 import signal
 import subprocess
@@ -121,7 +120,18 @@ def install_wrappers(site: Site) -> None:
     (prefix / "temp").mkdir(exist_ok=True)
     (prefix / "nginx.conf").write_text(nginx_conf(site))
     for path in rendered_files(site, "nginx"):
-        shutil.copy(path, prefix / "conf.d" / path.name)
+        (prefix / "conf.d" / path.name).write_text(listen_on_loopback(path.read_text()))
+
+
+def listen_on_loopback(text: str) -> str:
+    """Bind the rendered listeners to loopback: `listen PORT` on 127.0.0.1, `listen [::]:PORT` on [::1].
+
+    The spec has no listen address (nginx listens on every interface); a test must not open ports
+    beyond the machine. The rewrite is the same in every file, so which server is the default one
+    for an address:port, the thing under test, does not change.
+    """
+    text = re.sub(r"^(\s*listen\s+)(\d+)(?=[\s;])", r"\g<1>127.0.0.1:\2", text, flags=re.M)
+    return re.sub(r"^(\s*listen\s+)\[::\]:(\d+)(?=[\s;])", r"\g<1>[::1]:\2", text, flags=re.M)
 
 
 class Stack:

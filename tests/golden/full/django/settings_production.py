@@ -8,10 +8,13 @@ from shop.settings import *  # noqa: F403 - the project's settings; production o
 # comes from $CREDENTIALS_DIRECTORY/<NAME> (systemd LoadCredential=), else from the file named by
 # <NAME>_FILE, else from the environment variable <NAME>.
 
+import ipaddress
 import os
 
 import django
+from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.decorators import sync_and_async_middleware
 
 
 def _read_secret(name, *, optional=False):
@@ -65,6 +68,45 @@ SECRET_KEY = _read_secret('DJANGO_SECRET_KEY')
 # Previous keys, newest first, separated by newlines or spaces, while sessions signed with them
 # may still be in use; empty or absent means none.
 SECRET_KEY_FALLBACKS = _read_secret('DJANGO_SECRET_KEY_FALLBACKS', optional=True).split()
+
+# Client address. nginx replaces X-Real-IP with the address its client connected from. gunicorn
+# leaves REMOTE_ADDR empty on a unix socket and sets it to nginx's address on TCP, so for requests
+# that came through nginx (an empty peer, or one of app_server.trusted_proxies) Django takes the
+# client's address from X-Real-IP. From any other peer the header is ignored.
+_NGINX_ADDRESSES = [ipaddress.ip_network(a) for a in ['10.0.0.5']]
+
+
+def _came_through_nginx(peer):
+    if not peer:
+        return True  # a unix socket, which only nginx's group can reach
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in _NGINX_ADDRESSES)
+
+
+def _set_client_address(request):
+    forwarded = request.META.get("HTTP_X_REAL_IP", "")
+    if forwarded and _came_through_nginx(request.META.get("REMOTE_ADDR", "")):
+        request.META["REMOTE_ADDR"] = forwarded
+
+
+@sync_and_async_middleware
+def client_address_middleware(get_response):
+    """Set REMOTE_ADDR to the client's address when the request came through nginx."""
+    if iscoroutinefunction(get_response):
+        async def middleware(request):
+            _set_client_address(request)
+            return await get_response(request)
+    else:
+        def middleware(request):
+            _set_client_address(request)
+            return get_response(request)
+    return middleware
+
+
+MIDDLEWARE = ['shop.settings_production.client_address_middleware', *globals().get("MIDDLEWARE", [])]
 
 # Hosts
 
