@@ -22,7 +22,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-from scaffold.spec import Spec
+from scaffold.spec import STOP_MARGIN, Spec
 
 # rwx for the app user, r-x (enough to connect to a socket inside) for nginx's group, nothing for others.
 RUN_DIR_MODE = 0o750
@@ -48,6 +48,16 @@ def environment(spec: Spec) -> dict[str, str]:
         # Log lines reach the process manager as they are written, not when a buffer fills.
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def graceful_timeout(spec: Spec) -> int:
+    """Seconds open requests get to finish after the stop (or reload) signal."""
+    return spec.app_server.graceful_timeout
+
+
+def stop_timeout(spec: Spec) -> int:
+    """Seconds the process manager waits after the stop signal before SIGKILL (> graceful_timeout)."""
+    return spec.app_server.stop_timeout or graceful_timeout(spec) + STOP_MARGIN
 
 
 def socket_path(spec: Spec) -> str | None:

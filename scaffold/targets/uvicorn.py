@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from scaffold.spec import STOP_MARGIN, Spec
+from scaffold.spec import Spec
 from scaffold.targets import appserver
+from scaffold.targets.appserver import graceful_timeout, stop_timeout  # noqa: F401 - part of the contract
 from scaffold.targets._base import RenderJob
 
 NAME = "uvicorn"
@@ -76,14 +77,6 @@ def reload_signal(spec: Spec) -> str | None:
     return None
 
 
-def graceful_timeout(spec: Spec) -> int:
-    """Seconds open requests get after TERM (uvicorn's timeout_graceful_shutdown)."""
-    return spec.app_server.graceful_timeout
-
-
-def stop_timeout(spec: Spec) -> int:
-    """Seconds the process manager waits after stop_signal before SIGKILL (> graceful_timeout)."""
-    return spec.app_server.stop_timeout or graceful_timeout(spec) + STOP_MARGIN
 
 
 def uses_inherited_socket(spec: Spec) -> bool:

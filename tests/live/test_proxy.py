@@ -20,15 +20,14 @@ def whoami(stack: Stack, headers: dict[str, str] | None = None) -> dict:
     return reply.json()
 
 
-def expected_view(stack: Stack) -> tuple:
-    """(secure, scheme, host, X-Forwarded-For, REMOTE_ADDR) as Django must see a request from CLIENT.
+def expected_view() -> tuple:
+    """(secure, scheme, host, X-Forwarded-For, REMOTE_ADDR) as Django must see any request from CLIENT.
 
-    nginx overwrites X-Forwarded-For with its peer's address, so the header holds exactly the client.
-    uvicorn, trusting nginx, puts that address in REMOTE_ADDR; gunicorn leaves REMOTE_ADDR as the
-    socket peer, and a unix socket peer has no address: '' (gunicorn docs, deploy.md).
+    nginx replaces X-Forwarded-For with its peer's address, so the header holds exactly the client;
+    REMOTE_ADDR is the client's too (uvicorn trusts nginx's headers; for gunicorn, whose REMOTE_ADDR is
+    the socket peer, the rendered settings take it from nginx's X-Real-IP).
     """
-    remote_addr = CLIENT if stack.site.kind == "uvicorn" else ""
-    return True, "https", DOMAIN, CLIENT, remote_addr
+    return True, "https", DOMAIN, CLIENT, CLIENT
 
 
 def view(seen: dict) -> tuple:
@@ -36,7 +35,7 @@ def view(seen: dict) -> tuple:
 
 
 def test_django_sees_https_its_host_and_the_client_address(stack: Stack) -> None:
-    assert view(whoami(stack)) == expected_view(stack)
+    assert view(whoami(stack)) == expected_view()
 
 
 @pytest.mark.parametrize("headers", [
@@ -47,4 +46,4 @@ def test_django_sees_https_its_host_and_the_client_address(stack: Stack) -> None
     {"Forwarded": f"for={FORGED};proto=http;host=evil.test"},
 ], ids=["proto", "for", "host", "ssl-protocol", "forwarded"])
 def test_forwarding_headers_sent_by_the_client_change_nothing(stack: Stack, headers: dict[str, str]) -> None:
-    assert view(whoami(stack, headers)) == expected_view(stack)
+    assert view(whoami(stack, headers)) == expected_view()
