@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 LOOPBACK = "127.0.0.1"
+# A loopback address that is neither nginx's (127.0.0.1) nor a trusted proxy's: a client's own.
+CLIENT = "127.0.0.3"
+FORGED = "203.0.113.9"  # TEST-NET-3 (RFC 5737): what a lying client claims to be
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from live.host import HostNotReady, ensure_app_user, ensure_venv
 from live.stack import Host, Stack, launch, prepare_host
 
 KINDS = ("gunicorn", "uvicorn")
+RECYCLE_AFTER = 100  # requests; low enough that any machine recycles a process within seconds
 TEST_TIME_LIMIT = 90  # seconds; every wait inside a test has its own, shorter bound
 
 
@@ -59,8 +60,12 @@ def app_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
-    """The site on one unix socket (the spec's default), behind nginx, under supervisord."""
-    running = launch(live_host, app_kind, pair=False)
+    """The site on one unix socket (the spec's default), behind nginx, under supervisord.
+
+    Its processes never recycle themselves (max_requests 0), so a pid that changes was changed by the
+    test (reload, kill); recycling is tested on recycling_stack.
+    """
+    running = launch(live_host, app_kind, pair=False, app_server={"max_requests": 0})
     try:
         yield running
     finally:
@@ -71,6 +76,16 @@ def stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
 def pair_stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
     """The site with two TCP upstream app servers, on 127.0.0.1 and 127.0.0.2 (one port, as on two hosts)."""
     running = launch(live_host, app_kind, pair=True)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def recycling_stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
+    """The site with app_server.max_requests 100: busy processes recycle themselves every few seconds."""
+    running = launch(live_host, app_kind, pair=False, app_server={"max_requests": RECYCLE_AFTER})
     try:
         yield running
     finally:

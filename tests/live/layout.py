@@ -5,6 +5,9 @@ certificate, ports) points into the temporary tree, so the rendered files are us
 one host path the spec does not control is ``/etc/<name>/``, where the app-server file (gunicorn.conf.py
 or the uvicorn launcher) is installed (scaffold/targets/appserver.py ``config_dir``): the files are
 copied to ``<tmp>/etc/<name>/`` and only that prefix is rewritten, in the supervisor program files.
+With two upstream app servers on one machine, the supervised one is also bound to 127.0.0.1
+(``rewrite_for_first_host``), as each would be on its own host. nginx's listeners are bound to
+loopback by the stack (``stack.listen_on_loopback``). Nothing else in a rendered file is changed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -29,7 +32,6 @@ NAME = "shop"
 DOMAIN = "shop.test"
 ALIAS = "www.shop.test"
 PROJECT = "testsite"
-SETTINGS_MODULE = f"{PROJECT}.settings_production"
 NGINX_USER = "www-data"  # Debian's nginx workers, and the spec's default app_server.socket_group
 WORKERS = 2
 DJPROJECT = Path(__file__).resolve().parents[1] / "djproject"
@@ -58,6 +60,7 @@ class Site:
     cert: Path
     key: Path
     ipv6: bool
+    app_server: dict = field(default_factory=dict)  # extra app_server settings for this site's spec
 
     @property
     def app(self) -> Path:
@@ -108,7 +111,7 @@ def spec_data(site: Site) -> dict:
         "version": 1, "name": NAME, "domain": DOMAIN, "aliases": [ALIAS],
         "django": {"project": PROJECT, "root": str(site.app), "venv": str(site.venv),
                    "user": APP_USER, "group": APP_USER},
-        "app_server": {"kind": site.kind, "workers": WORKERS, "graceful_timeout": 10},
+        "app_server": {"kind": site.kind, "workers": WORKERS, "graceful_timeout": 10, **site.app_server},
         "tls": {"mode": "files", "certificate": str(site.cert), "certificate_key": str(site.key)},
         "static": {"root": str(site.static)},
         "media": {"root": str(site.media)},

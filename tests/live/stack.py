@@ -171,17 +171,18 @@ class Stack:
                 [sys.executable, "-m", "supervisor.supervisord", "-c", str(home / "supervisord.conf")],
                 env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8"}, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
-        wait_for(lambda: self._alive(self.supervisord_log) and (home / "supervisor.sock").exists(), 15,
+        wait_for(lambda: self._supervisord_alive() and (home / "supervisor.sock").exists(), 15,
                  "supervisord's control socket")
 
     @property
     def supervisord_log(self) -> Path:
         return self.site.base / "supervisor" / "supervisord.out"
 
-    def _alive(self, output: Path) -> bool:
-        """True while supervisord runs; if it exited, raise with what it said."""
+    def _supervisord_alive(self) -> bool:
+        """True while supervisord runs; if it exited (a config it refused), raise with what it said."""
         if self.supervisord is not None and self.supervisord.poll() is not None:
-            raise RuntimeError(f"supervisord exited ({self.supervisord.returncode}): {output.read_text()[-2000:]}")
+            said = self.supervisord_log.read_text()[-2000:]
+            raise RuntimeError(f"supervisord exited ({self.supervisord.returncode}): {said}")
         return True
 
     def start_nginx(self) -> None:
@@ -258,6 +259,16 @@ class Stack:
             if path.is_file():
                 texts.append(path.read_text(errors="replace"))
         return "\n".join(texts)
+
+    def supervisor_log_size(self) -> int:
+        """Where supervisord's own log ends now: pass it to supervisor_events later."""
+        return (self.site.base / "supervisor" / "supervisord.log").stat().st_size
+
+    def supervisor_events(self, start: int = 0) -> list[str]:
+        """What supervisord logged about its processes (spawned, exited, gave up) from byte *start* on."""
+        with open(self.site.base / "supervisor" / "supervisord.log", "rb") as log:
+            log.seek(start)
+            return log.read().decode(errors="replace").splitlines()
 
     # -- stopping
 
@@ -377,13 +388,13 @@ def prepare_host(base: Path, *, nginx: str, tmpfiles: str, venv: Path) -> Host:
     return Host(base, nginx, tmpfiles, venv, cert, key, has_ipv6_loopback())
 
 
-def launch(host: Host, kind: str, *, pair: bool) -> Stack:
+def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = None) -> Stack:
     """Render, install and start one site; on any failure, stop what was started and re-raise."""
     ports = Ports(http=free_port(), https=free_port(), app=free_port())
     base = host.base / f"{kind}-{'pair' if pair else 'socket'}-{ports.https}"
     base.mkdir()
     base.chmod(0o755)
-    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6)
+    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6, app_server or {})
     render_site(site)
     install_site(site, host.tmpfiles)
     install_wrappers(site)

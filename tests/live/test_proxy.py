@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from live.client import CLIENT, FORGED
 from live.layout import DOMAIN
 from live.stack import Stack
 
 pytestmark = pytest.mark.live
 
-# A loopback address that is neither nginx's (127.0.0.1) nor a trusted proxy: the client's own.
-CLIENT = "127.0.0.3"
-FORGED = "203.0.113.9"  # TEST-NET-3, RFC 5737
 
 
 def whoami(stack: Stack, headers: dict[str, str] | None = None) -> dict:
@@ -41,9 +39,10 @@ def test_django_sees_https_its_host_and_the_client_address(stack: Stack) -> None
 @pytest.mark.parametrize("headers", [
     {"X-Forwarded-Proto": "http"},
     {"X-Forwarded-For": FORGED},
+    {"X-Real-IP": FORGED},
     {"X-Forwarded-Host": "evil.test"},
     {"X-Forwarded-Ssl": "off", "X-Forwarded-Protocol": "http"},
     {"Forwarded": f"for={FORGED};proto=http;host=evil.test"},
-], ids=["proto", "for", "host", "ssl-protocol", "forwarded"])
+], ids=["proto", "for", "real-ip", "host", "ssl-protocol", "forwarded"])
 def test_forwarding_headers_sent_by_the_client_change_nothing(stack: Stack, headers: dict[str, str]) -> None:
     assert view(whoami(stack, headers)) == expected_view()

@@ -7,22 +7,28 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from live import client
+from live.conftest import RECYCLE_AFTER
 from live.layout import DOMAIN
 from live.stack import Stack, process_tree, wait_for
 
 pytestmark = pytest.mark.live
 
 RESTART_WITHIN = 15  # seconds from SIGKILL to the site answering again (supervisor's startsecs is 5)
+SUSTAINED_SECONDS = 10
 
 
 def served_by(stack: Stack) -> int:
-    reply = stack.fetch("/whoami/")
+    """The pid that served /whoami/ to a client forging its address, checking the app saw the real one."""
+    reply = stack.fetch("/whoami/", source=client.CLIENT, headers={"X-Real-IP": client.FORGED})
     assert reply.status == 200, reply.body[:300]
-    return reply.json()["pid"]
+    seen = reply.json()
+    assert seen["remote_addr"] == client.CLIENT
+    return seen["pid"]
 
 
 def answering_pid(stack: Stack) -> int | None:
@@ -89,37 +95,72 @@ class RequestStream:
         return len(recent) == count and not set(recent) & old
 
 
+def run_streams(streams: list[RequestStream], until: Callable[[], bool], timeout: float, what: str) -> None:
+    """Start *streams*, wait for *until*, stop them whatever happened."""
+    for stream in streams:
+        stream.thread.start()
+    try:
+        wait_for(until, timeout, what)
+    finally:
+        for stream in streams:
+            stream.stopping.set()
+        for stream in streams:
+            stream.thread.join(15)
+
+
+def supervisor_report(stack: Stack, since: int) -> str:
+    """supervisorctl status and supervisord's process events since *since*, for a failure message."""
+    return stack.supervisorctl("status").stdout + "\n".join(stack.supervisor_events(since))
+
+
 def reload_app(stack: Stack) -> None:
     """The graceful reload the rendered deployment supports: gunicorn's HUP, else a rolling restart.
 
     uvicorn has no reload signal (scaffold/targets/uvicorn.py): each supervised process is restarted
     in turn while supervisor keeps the listening socket open, so connections wait in its backlog.
     """
+    since = stack.supervisor_log_size()
     processes = stack.web_processes()
     if stack.site.kind == "gunicorn":
         (name,) = processes
-        done = stack.supervisorctl("signal", "HUP", name)
-        assert done.returncode == 0 and "ERROR" not in done.stdout, done.stdout + done.stderr
-        return
-    for name in sorted(processes):
-        done = stack.supervisorctl("restart", name)
-        assert done.returncode == 0 and "ERROR" not in done.stdout, done.stdout + done.stderr
+        commands = [("signal", "HUP", name)]
+    else:
+        commands = [("restart", name) for name in sorted(processes)]
+    for command in commands:
+        done = stack.supervisorctl(*command)
+        assert done.returncode == 0 and "ERROR" not in done.stdout, (
+            f"supervisorctl {' '.join(command)}: {done.stdout}{done.stderr}\n{supervisor_report(stack, since)}")
 
 
 def test_graceful_reload_under_steady_requests_loses_none(stack: Stack) -> None:
     streams = [RequestStream(stack) for _ in range(2)]
-    for stream in streams:
-        stream.thread.start()
-    try:
-        wait_for(lambda: all(len(s.pids) >= 20 for s in streams), 20, "requests flowing")
-        old = process_tree(set(stack.web_processes().values()))
-        reload_app(stack)
-        wait_for(lambda: all(s.served_only_by_new_processes(old, 20) for s in streams), 30,
-                 "every request answered by reloaded processes")
-    finally:
-        for stream in streams:
-            stream.stopping.set()
-        for stream in streams:
-            stream.thread.join(15)
+    state: dict[str, set[int]] = {}
+
+    def reloaded() -> bool:
+        if "old" not in state:
+            if not all(len(s.pids) >= 20 for s in streams):
+                return False
+            state["old"] = process_tree(set(stack.web_processes().values()))
+            reload_app(stack)
+        return all(s.served_only_by_new_processes(state["old"], 20) for s in streams)
+
+    run_streams(streams, reloaded, 45, "every request answered by reloaded processes")
     assert [s.failures for s in streams] == [[], []]
     assert all(len(s.pids) > 40 for s in streams)
+
+
+def test_recycling_under_load_loses_no_request_and_supervisor_never_gives_up(recycling_stack: Stack) -> None:
+    """Busy processes recycle themselves (max_requests); supervisor must count that as a normal exit.
+
+    A process that exits sooner than supervisor's startsecs counts as a failed start: after
+    startretries of them in a row supervisor leaves the program FATAL, and the site down.
+    """
+    stack = recycling_stack
+    since = stack.supervisor_log_size()
+    streams = [RequestStream(stack) for _ in range(4)]
+    finish = time.monotonic() + SUSTAINED_SECONDS
+    run_streams(streams, lambda: time.monotonic() > finish, SUSTAINED_SECONDS + 5, "the load to end")
+    early = [line for line in stack.supervisor_events(since) if "not expected" in line or "gave up" in line]
+    assert not early, supervisor_report(stack, since)
+    assert [s.failures for s in streams] == [[]] * 4
+    assert sum(len(s.pids) for s in streams) > 4 * RECYCLE_AFTER, "too few requests to recycle every process"
