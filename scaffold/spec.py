@@ -117,7 +117,7 @@ class AppServer(_Section):
     timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted.")
     graceful_timeout: Seconds = Field(30, description="Seconds workers get to finish requests on stop or reload.")
     keepalive: int = Field(5, ge=0, le=3600, description="Seconds an idle connection from nginx stays open.")
-    max_requests: int = Field(1000, ge=0, description="Restart a worker after this many requests (0 = never), with jitter.")
+    max_requests: int = Field(1000, ge=0, description="gunicorn: restart a worker after this many requests (0 = never), with 10% jitter. Not used by uvicorn.")
     trusted_proxies: Optional[list[IpOrNetwork]] = Field(None, description="Addresses nginx connects from. Default: loopback.")
     stop_timeout: Optional[Seconds] = Field(None, description="Seconds the process manager waits after the stop signal before SIGKILL; must exceed graceful_timeout. Default: graceful_timeout + 10.")
     limit_concurrency: int = Field(1000, ge=1, le=100000, description="Connections one process serves at once, idle keep-alive ones included: uvicorn's limit_concurrency (more get 503), gunicorn gthread's worker_connections.")
@@ -408,6 +408,10 @@ def _check_app_server(spec: Spec) -> list[Problem]:
     problems: list[Problem] = []
     if a.kind == "uvicorn" and a.interface == "wsgi":
         problems.append((("app_server", "interface"), "uvicorn serves ASGI only; use kind: gunicorn for WSGI"))
+    if a.kind == "uvicorn" and a.max_requests and "max_requests" in a.model_fields_set:
+        problems.append((("app_server", "max_requests"),
+                         "uvicorn processes are not recycled (they would all exit together under load); "
+                         "use kind: gunicorn with interface: asgi to recycle workers"))
     if a.threads > 1 and (a.kind == "uvicorn" or a.interface == "asgi"):
         problems.append((("app_server", "threads"), "threads is for gunicorn's WSGI gthread worker only"))
     if a.graceful_timeout > 600:

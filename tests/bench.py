@@ -222,6 +222,9 @@ def print_table(results: list[Result], sizes: list[tuple[str, int, int, str]], h
     for path, plain, zipped, encoding in sizes:
         saved = f"{1 - zipped / plain:.0%}" if encoding == "gzip" else "not compressed"
         print(f"| `{path}` | {plain:,} | {zipped:,} | {saved} |")
+    print()
+    print("gzip comes from the rendered site (static files) or from the `gzip on;` (text/html only) of "
+          "Debian's stock nginx.conf, which the benchmark's nginx.conf keeps.")
 
 
 # -- the run

@@ -69,6 +69,8 @@ BAD_SPECS = [
      "app_server.threads", "gunicorn"),
     ({"app_server.kind": "uvicorn", "app_server.interface": "wsgi", "app_server.threads": 1},
      "app_server.interface", "ASGI only"),
+    ({"app_server.kind": "uvicorn", "app_server.interface": "asgi", "app_server.threads": 1,
+      "app_server.max_requests": 500}, "app_server.max_requests", "not recycled"),
     ({"app_server.bind": "0.0.0.0:99999"}, "app_server.bind", "port must be 1-65535"),
     ({"app_server.bind": "0.0.0.0:9000"}, "upstream.servers[0].address", "listens on 0.0.0.0:9000"),
     ({"app_server.timeout": 0}, "app_server.timeout", "greater than or equal to 1"),

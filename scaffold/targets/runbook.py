@@ -142,7 +142,18 @@ def supervisor_steps(spec: Spec) -> dict[str, Any] | None:
     web = programs(spec)[0]
     return {"tmpfiles": (q(tmpfiles), q(f"{TMPFILES_DIR}/{spec.name}.conf")), "shared": shared,
             "singletons": single, "timers": _timer_units(spec), "web": _supervisor_web(spec, web),
-            "group": q(f"{spec.name}:*")}
+            "group": q(f"{spec.name}:*"), "reload_web": _supervisor_reload(spec, web)}
+
+
+def _supervisor_reload(spec: Spec, web: Program) -> str:
+    """New code with no lost request: HUP where the server reloads itself, else one process at a time.
+
+    Restarting every process of an fcgi-program at once would close supervisor's socket.
+    """
+    if web.reload_signal is not None and not supervisor.uses_fcgi(spec, web):
+        return f"supervisorctl signal {web.reload_signal} {q(f'{spec.name}:{web.name}')}"
+    names = [f"{web.name}:{web.name}-{n}" for n in range(web.numprocs)]
+    return " && ".join(f"supervisorctl restart {q(name)}" for name in names)
 
 
 def _supervisor_web(spec: Spec, web: Program) -> str | None:

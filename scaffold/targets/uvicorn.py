@@ -23,9 +23,13 @@ The socket is created by the process manager with owner ``django.user``, group
 ``app_server.socket_group``, mode ``appserver.SOCKET_MODE`` (0660) — never by
 uvicorn, which would make it 0666 (Kludex/uvicorn#2731).
 
-A process exits with status 0 after ``limit_max_requests`` requests: the process
-manager must restart it on a clean exit too (supervisor ``autorestart=true``,
-systemd ``Restart=always``).
+Processes are not recycled after a number of requests (``limit_max_requests``):
+under load every process reaches the limit within seconds of the others, and
+supervisor counts exits that come sooner than ``startsecs`` as failed starts,
+gives up, and closes the shared socket. A spec rule refuses
+``app_server.max_requests`` with uvicorn; gunicorn with the uvicorn worker class
+recycles workers under its master instead. A clean exit is still restarted
+(supervisor ``autorestart=true``, systemd ``Restart=always``).
 """
 
 from __future__ import annotations
@@ -123,8 +127,6 @@ def settings(spec: Spec) -> dict[str, object]:
         "timeout_keep_alive": a.keepalive,
         "timeout_graceful_shutdown": a.graceful_timeout,
         "limit_concurrency": a.limit_concurrency,
-        "limit_max_requests": a.max_requests or None,
-        "limit_max_requests_jitter": a.max_requests // 10,
         # Django's ASGI handler rejects the lifespan protocol.
         "lifespan": "off",
         "access_log": True,

@@ -17,10 +17,10 @@ import pytest
 from support import UNDER_CI, require_tool
 
 from live.host import HostNotReady, ensure_app_user, ensure_venv
+from live.layout import RECYCLE_AFTER
 from live.stack import Host, Stack, launch, prepare_host
 
 KINDS = ("gunicorn", "uvicorn")
-RECYCLE_AFTER = 100  # requests; low enough that any machine recycles a process within seconds
 TEST_TIME_LIMIT = 90  # seconds; every wait inside a test has its own, shorter bound
 
 
@@ -83,9 +83,12 @@ def pair_stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def recycling_stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
-    """The site with app_server.max_requests 100: busy processes recycle themselves every few seconds."""
-    running = launch(live_host, app_kind, pair=False, app_server={"max_requests": RECYCLE_AFTER})
+def recycling_stack(live_host: Host) -> Iterator[Stack]:
+    """gunicorn with app_server.max_requests 100: busy workers recycle every few seconds.
+
+    gunicorn only: uvicorn processes are not recycled (a spec rule refuses max_requests there).
+    """
+    running = launch(live_host, "gunicorn", pair=False, app_server={"max_requests": RECYCLE_AFTER})
     try:
         yield running
     finally:

@@ -34,6 +34,7 @@ ALIAS = "www.shop.test"
 PROJECT = "testsite"
 NGINX_USER = "www-data"  # Debian's nginx workers, and the spec's default app_server.socket_group
 WORKERS = 2
+RECYCLE_AFTER = 100  # app_server.max_requests of the recycling stack: any machine gets there within seconds
 DJPROJECT = Path(__file__).resolve().parents[1] / "djproject"
 REPO = Path(__file__).resolve().parents[2]
 SECRET_KEY = secrets.token_urlsafe(48)  # throwaway, per run

@@ -12,8 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from live import client
-from live.conftest import RECYCLE_AFTER
-from live.layout import DOMAIN
+from live.layout import DOMAIN, RECYCLE_AFTER
 from live.stack import Stack, process_tree, wait_for
 
 pytestmark = pytest.mark.live

@@ -22,8 +22,6 @@ SETTINGS = {
     'timeout_keep_alive': 5,
     'timeout_graceful_shutdown': 30,
     'limit_concurrency': 1000,
-    'limit_max_requests': 1000,
-    'limit_max_requests_jitter': 100,
     'lifespan': 'off',
     'access_log': True,
     'log_level': 'info',
