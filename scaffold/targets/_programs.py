@@ -38,7 +38,7 @@ class Program:
     # celery workers on one host need distinct node names: the manager appends
     # --hostname=<program>-<process number>@%h in its own syntax.
     needs_node_name: bool = False
-    # uvicorn processes exit 0 after limit_max_requests and must be restarted then too.
+    # One uvicorn process per worker slot: whatever its exit status, a slot left empty is restarted.
     restart_on_clean_exit: bool = False
     web: bool = False
     description: str = ""

@@ -105,7 +105,7 @@ def _lifecycle(program: Program) -> dict[str, str]:
     return {
         "autostart": "true",
         # true, not the default "unexpected": a long-running program that exits is restarted
-        # whatever its status (uvicorn exits 0 after limit_max_requests).
+        # whatever its status.
         "autorestart": "true",
         "startsecs": str(program.startsecs),
         "startretries": str(STARTRETRIES),
