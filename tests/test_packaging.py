@@ -36,8 +36,9 @@ def test_wheel_renders_from_a_fresh_virtualenv(wheel: Path, tmp_path: Path) -> N
     # System site-packages supply the runtime dependencies without a download; the wheel itself
     # goes into the venv, whose site-packages come first on sys.path.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                   check=True, capture_output=True)
+    # --ignore-installed: a djdeploy already in the system site-packages must not satisfy it.
+    pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed"]
+    subprocess.run([*pip, str(wheel)], check=True, capture_output=True)
     where = subprocess.run([venv / "bin" / "python", "-c", "import scaffold; print(scaffold.__file__)"],
                            check=True, capture_output=True, text=True, cwd=tmp_path).stdout
     assert where.startswith(str(venv)), where
