@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 
 from scaffold import __version__
 from scaffold.resources import data_dir
@@ -34,9 +35,27 @@ def make_environment(templates: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["pyrepr"] = pyrepr
     return env
+
+
+def _bytecode_cache() -> FileSystemBytecodeCache | None:
+    """A per-user cache of compiled templates: compiling them is most of a render's own time.
+
+    Jinja keys each entry by template name and source checksum, so an edited template is
+    compiled again; without a writable cache directory, templates compile on every run.
+    """
+    if os.environ.get("DJDEPLOY_NO_CACHE"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    directory = base / "djdeploy" / f"jinja-{__version__}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return FileSystemBytecodeCache(str(directory))
 
 
 def pyrepr(value: object) -> str:
