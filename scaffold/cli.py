@@ -69,7 +69,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
 ) -> None:
     """Ask what a first deployment needs and write a spec that passes `validate`; each question is a flag."""
-    from scaffold import wizard
+    from scaffold import wizard, writer
 
     given = {"domain": domain, "name": name, "aliases": aliases, "project": project, "app_server": app_server,
              "interface": interface, "workers": workers, "upstream": upstream, "trusted_proxies": trusted_proxies,
@@ -77,11 +77,11 @@ def init(
              "process_manager": process_manager}
     try:
         with _user_errors():
-            wizard.check_destination(path, force)
+            writer.check_destination(path, force)
             ask = _ask_on_terminal if _stdin_is_terminal() else None
             data = wizard.build_spec({k: v for k, v in given.items() if v is not None}, ask,
                                      use_defaults=defaults, warn=_warn)
-            wizard.write_spec(path, wizard.dump_spec(data), force=force)
+            writer.write_new_file(path, wizard.dump_spec(data), force=force)
     except KeyboardInterrupt:
         typer.echo("\ndjdeploy: interrupted; nothing was written", err=True)
         raise typer.Exit(130) from None

@@ -46,3 +46,13 @@ class ResourceNotFoundError(DjdeployError):
     """The installed package lacks its templates or schemas (a broken install)."""
 
     exit_code = 1
+
+
+class AnswerError(DjdeployError):
+    """A flag's value, or the answer init needs, is missing or invalid; nothing was written."""
+
+
+class SpecExistsError(DjdeployError):
+    """The spec file is already there and --force was not given."""
+
+    exit_code = 1

@@ -7,18 +7,15 @@ accepted), so the wizard and `djdeploy validate` can never disagree.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Optional, get_args, get_origin
 
 import yaml
 
 from scaffold import grammar
-from scaffold.errors import DjdeployError, OutputError, SpecError
+from scaffold.errors import AnswerError, SpecError
 from scaffold.spec import AppServer, Spec, Tls, validate_data
 
 Answers = dict[str, Any]
@@ -28,16 +25,6 @@ Warn = Callable[[str], None]
 
 NONE = "none"
 SCHEMA_URL: str = Spec.model_config["json_schema_extra"]["$id"]
-
-
-class AnswerError(DjdeployError):
-    """A flag's value, or the answer init needs, is missing or invalid; nothing was written."""
-
-
-class SpecExistsError(DjdeployError):
-    """The spec file is already there and --force was not given."""
-
-    exit_code = 1
 
 
 def _parse_text(text: str) -> str:
@@ -334,44 +321,3 @@ def _flow(value: Any) -> str:
     if "\n" in text:
         raise ValueError(f"{value!r} does not fit on one line")
     return text
-
-
-def check_destination(path: Path, force: bool) -> None:
-    """Before asking anything: refuse a *path* that exists (without *force*) or cannot be created."""
-    if not force and (path.exists() or path.is_symlink()):
-        raise SpecExistsError(f"{path} already exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise OutputError(f"cannot write {path}: {path.parent} is not a directory")
-
-
-def write_spec(path: Path, text: str, *, force: bool) -> None:
-    """Write *text* to *path* all at once: a temporary file in the same folder, then a rename.
-
-    Without *force* the rename is a hard link, which fails if *path* appeared meanwhile.
-    An interrupt at any point leaves no file behind.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _move_into_place(tmp, path, force)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror}; nothing was written") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
-    if force:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise SpecExistsError(f"{path} already exists; pass --force to overwrite it") from None
-    except OSError:
-        # Some file systems (FAT, some FUSE mounts) have no hard links: check, then rename.
-        check_destination(path, force)
-        os.replace(tmp, path)

@@ -6,12 +6,13 @@ import difflib
 import enum
 import hashlib
 import os
+import secrets
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from scaffold.errors import OutputConflictError, OutputError
+from scaffold.errors import OutputConflictError, OutputError, SpecExistsError
 from scaffold.render import MARKER, RenderedFile
 
 MANIFEST = PurePosixPath(".djdeploy-manifest")
@@ -123,6 +124,47 @@ def apply_plan(plan: Plan, *, force: bool = False, prune: bool = False) -> None:
     removals = plan.with_action(Action.ORPHAN) if prune else []
     if writes or removals:
         _Transaction(plan.out_dir).run(writes, removals)
+
+
+def check_destination(path: Path, force: bool) -> None:
+    """Before asking anything: refuse a *path* that exists (without *force*) or cannot be created."""
+    if not force and (path.exists() or path.is_symlink()):
+        raise SpecExistsError(f"{path} already exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: {path.parent} is not a directory")
+
+
+def write_new_file(path: Path, text: str, *, force: bool) -> None:
+    """Write *text* to *path* all at once: a temporary file in the same folder, then a rename.
+
+    Without *force* the rename is a hard link, which fails if *path* appeared meanwhile.
+    An interrupt at any point leaves no file behind.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _move_into_place(tmp, path, force)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror}; nothing was written") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise SpecExistsError(f"{path} already exists; pass --force to overwrite it") from None
+    except OSError:
+        # Some file systems (FAT, some FUSE mounts) have no hard links: check, then rename.
+        check_destination(path, force)
+        os.replace(tmp, path)
 
 
 class _Transaction:

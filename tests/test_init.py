@@ -11,7 +11,9 @@ import yaml
 
 from scaffold import cli, wizard
 from scaffold.cli import app
+from scaffold.errors import SpecExistsError
 from scaffold.spec import Spec, load_spec
+from scaffold.writer import write_new_file
 from support import TESTS
 
 ROOT = TESTS.parent
@@ -170,8 +172,8 @@ def test_refuses_to_overwrite_without_force(runner, tmp_path: Path) -> None:
 def test_write_refuses_a_file_that_appeared_meanwhile(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text("mine\n")
-    with pytest.raises(wizard.SpecExistsError):
-        wizard.write_spec(spec, "version: 1\n", force=False)
+    with pytest.raises(SpecExistsError):
+        write_new_file(spec, "version: 1\n", force=False)
     assert spec.read_text() == "mine\n"
     assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]
 

@@ -54,7 +54,8 @@ def context(spec: Spec) -> dict[str, Any]:
         "directories": directories(spec), "installs": rendered_installs(spec),
         "executables": sorted({q(p.argv[0]) for p in programs(spec)}),
         "secrets": [(name, q(path)) for name, path in secret_files(spec).items()],
-        "key_command": KEY_COMMAND, "manage_env": manage_environment(spec),
+        "key_command": KEY_COMMAND, "secret_mode": f"{SECRET_FILE_MODE:04o}",
+        "manage_env": manage_environment(spec),
         "nginx_files": [(q(f), q(f"{NGINX_SITES}/{f.name}"), q(f"{NGINX_ENABLED}/{f.name}"))
                         for f in nginx.output_files(spec)],
         "tls": tls_steps(spec), "supervisor": supervisor_steps(spec), "systemd": systemd_steps(spec),
