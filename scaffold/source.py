@@ -11,6 +11,8 @@ MAX_DEPTH = 32                  # the spec nests four levels deep
 MAX_NODES = 20_000              # counting every alias as the nodes it expands to
 
 Location = tuple[Union[str, int], ...]
+# libyaml's parser when PyYAML was built with it (the wheels are); same safe constructors.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlProblem(ValueError):
@@ -27,7 +29,7 @@ def read_yaml(text: str) -> tuple[Any, dict[Location, int]]:
         raise YamlProblem(f"the file is larger than {MAX_BYTES // 1024} KiB; a spec is a few kB")
     try:
         _check_shape(text)
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
@@ -49,7 +51,7 @@ def _check_shape(text: str) -> None:
     sizes: dict[str, int] = {}
     stack: list[tuple[str | None, int]] = []
     total = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
             total += sizes.get(event.anchor, 1)
         elif isinstance(event, yaml.ScalarEvent):

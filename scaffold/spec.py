@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError,
-                      WithJsonSchema)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
 
 from scaffold import grammar
@@ -50,15 +49,24 @@ def _version_text(value: Any) -> str:
     return grammar.check_nginx_version(value)
 
 
+def _schema(replacement: dict[str, Any]) -> Any:
+    """A json_schema_extra that states a custom-validated type's JSON Schema (keeps default/title)."""
+    def replace(schema: dict[str, Any]) -> None:
+        for key in ("anyOf", "type"):
+            schema.pop(key, None)
+        schema.update(replacement)
+    return replace
+
+
 Workers = Annotated[
     Union[int, str],
     PlainValidator(_workers),
-    WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}]}),
+    Field(json_schema_extra=_schema({"oneOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}]})),
 ]
 NginxVersion = Annotated[
     str,
     PlainValidator(_version_text),
-    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"}),
+    Field(json_schema_extra=_schema({"type": "string", "pattern": r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"})),
 ]
 
 
