@@ -545,8 +545,6 @@ def _check_background(spec: Spec) -> list[Problem]:
         elif program.name in seen:
             problems.append((("background", i, "name"), f"{program.name!r} is used by another background program"))
         seen.add(program.name)
-        if not program.command.strip():
-            problems.append((("background", i, "command"), "must not be empty"))
         if program.schedule is not None and program.numprocs > 1:
             problems.append((("background", i, "numprocs"), "a scheduled program runs once per run; use numprocs: 1"))
     return problems

@@ -22,7 +22,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-from scaffold.spec import STOP_MARGIN, Spec
+from scaffold.spec import Spec
 
 # rwx for the app user, r-x (enough to connect to a socket inside) for nginx's group, nothing for others.
 RUN_DIR_MODE = 0o750
@@ -56,8 +56,11 @@ def graceful_timeout(spec: Spec) -> int:
 
 
 def stop_timeout(spec: Spec) -> int:
-    """Seconds the process manager waits after the stop signal before SIGKILL (> graceful_timeout)."""
-    return spec.app_server.stop_timeout or graceful_timeout(spec) + STOP_MARGIN
+    """Seconds the process manager waits after the stop signal before SIGKILL (> graceful_timeout).
+
+    resolve_spec fills app_server.stop_timeout when the spec leaves it out.
+    """
+    return int(spec.app_server.stop_timeout or 0)
 
 
 def socket_path(spec: Spec) -> str | None:
