@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -18,8 +19,14 @@ ROOT = TESTS.parent
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, text=True)
     return next(dist.glob("djdeploy-*.whl"))
+
+
+def _site_dirs() -> list[str]:
+    """The test environment's site-packages folders."""
+    paths = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    return sorted(paths)
 
 
 def test_wheel_contains_code_templates_and_schema(wheel: Path) -> None:
@@ -33,12 +40,16 @@ def test_wheel_contains_code_templates_and_schema(wheel: Path) -> None:
 
 def test_wheel_renders_from_a_fresh_virtualenv(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    # System site-packages supply the runtime dependencies without a download; the wheel itself
-    # goes into the venv, whose site-packages come first on sys.path.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    # --ignore-installed: a djdeploy already in the system site-packages must not satisfy it.
-    pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed"]
-    subprocess.run([*pip, str(wheel)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    # The runtime dependencies come from the test environment through a .pth file, without a
+    # download; the wheel goes into the new venv's own site-packages, which come first on sys.path.
+    # (--system-site-packages would expose the base interpreter's packages, not this environment's.)
+    inner = Path(subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                check=True, capture_output=True, text=True).stdout.strip())
+    (inner / "test-environment.pth").write_text("\n".join(_site_dirs()) + "\n")
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps",
+           "--ignore-installed"]  # a djdeploy in the test environment must not satisfy it
+    subprocess.run([*pip, str(wheel)], check=True, capture_output=True, text=True)
     where = subprocess.run([venv / "bin" / "python", "-c", "import scaffold; print(scaffold.__file__)"],
                            check=True, capture_output=True, text=True, cwd=tmp_path).stdout
     assert where.startswith(str(venv)), where

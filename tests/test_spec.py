@@ -199,15 +199,18 @@ def _alias_bomb(levels: int = 12) -> str:
 
 @pytest.mark.parametrize("text, message", [
     (_alias_bomb(), "expands to more than"),
-    ("[" * 50_000 + "]" * 50_000, "nested deeper than"),
+    # libyaml may stop this one first, at its own nesting limit and in its own words: the point
+    # is that it is refused, quickly.
+    ("[" * 50_000 + "]" * 50_000, None),
     ("a: " + "{b: " * 100 + "1" + "}" * 100, "nested deeper than"),
     ("version: 1\n" + "# padding\n" * 200_000, "larger than"),
 ])
-def test_hostile_yaml_is_refused_quickly(text: str, message: str) -> None:
+def test_hostile_yaml_is_refused_quickly(text: str, message: str | None) -> None:
     start = time.perf_counter()
     with pytest.raises(SpecError) as info:
         parse_spec(text)
-    assert message in str(info.value)
+    assert len(info.value.problems) == 1
+    assert message is None or message in str(info.value)
     assert time.perf_counter() - start < 5  # generous bound: the point is "not minutes or gigabytes"
 
 
