@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 import yaml
@@ -15,6 +16,19 @@ Location = tuple[Union[str, int], ...]
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# Tags YAML gives a plain (unquoted) scalar that did not stay a string.
+_TYPED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "null")}
+
+
+@dataclass
+class SourceMap:
+    """Where each value came from: the 1-based line of every key and item, and the text of
+    every unquoted scalar YAML turned into a boolean, number or null (`off`, `1.20`, `~`)."""
+
+    lines: dict[Location, int] = field(default_factory=dict)
+    plain: dict[Location, str] = field(default_factory=dict)
+
+
 class YamlProblem(ValueError):
     """The text is not a YAML document djdeploy will read; the message says why."""
 
@@ -23,8 +37,8 @@ class YamlProblem(ValueError):
         super().__init__(message)
 
 
-def read_yaml(text: str) -> tuple[Any, dict[Location, int]]:
-    """Parse one YAML document; return the data and the 1-based line of each key and item."""
+def read_yaml(text: str) -> tuple[Any, SourceMap]:
+    """Parse one YAML document; return the data and where each of its values came from."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlProblem(f"the file is larger than {MAX_BYTES // 1024} KiB; a spec is a few kB")
     try:
@@ -33,17 +47,47 @@ def read_yaml(text: str) -> tuple[Any, dict[Location, int]]:
         try:
             node = loader.get_single_node()
             if node is None:
-                return None, {}
-            lines: dict[Location, int] = {}
-            _map_lines(node, (), lines)
-            return loader.construct_document(node), lines
+                return None, SourceMap()
+            where = SourceMap()
+            _map_node(node, (), where)
+            return loader.construct_document(node), where
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
-        raise YamlProblem(f"not valid YAML: {e.problem or e.context}", line) from None
+        raise YamlProblem(_explain(e, text), line) from None
     except yaml.YAMLError as e:
         raise YamlProblem(f"not valid YAML: {e}") from None
+
+
+def _explain(error: yaml.MarkedYAMLError, text: str) -> str:
+    """The parser's complaint, in terms of what the user typed where we can tell."""
+    problem = error.problem or error.context or "unreadable"
+    mark = error.problem_mark
+    lines = text.splitlines()
+    line = lines[mark.line] if mark and mark.line < len(lines) else ""
+    column = mark.column if mark else 0
+    found = line[column:column + 1]
+    if found == "\t" or (error.context == "while scanning for the next token" and "\t" in line[:column + 1]):
+        return "tabs are not allowed in YAML indentation: indent with spaces"
+    if error.context in ("while scanning an alias", "while scanning an anchor") or "undefined alias" in problem:
+        return _explain_alias(line, column)
+    if found in ("@", "`"):
+        return f"a value cannot start with {found!r} in YAML: put it in quotes"
+    if "mapping values are not allowed" in problem:
+        return ("unexpected ':' here: a value that contains ': ' must be quoted, "
+                "and a key must line up with the keys above it")
+    if "expected key" in problem or "expected '-' indicator" in problem:
+        return "the indentation does not line up: keys of one mapping, and items of one list, start in one column"
+    return f"not valid YAML: {problem}"
+
+
+def _explain_alias(line: str, column: int) -> str:
+    start = max(line.rfind("*", 0, column + 1), line.rfind("&", 0, column + 1))
+    word = line[start:].split()[0].rstrip(",]}") if start >= 0 else ""
+    if word.startswith("&"):
+        return f"YAML reads {word!r} as an anchor: put the value in quotes"
+    return f"YAML reads {word or 'a value starting with *'!r} as an alias: put the value in quotes, like \"{word}\""
 
 
 def _check_shape(text: str) -> None:
@@ -74,11 +118,13 @@ def _check_shape(text: str) -> None:
             )
 
 
-def _map_lines(node: yaml.Node, where: Location, lines: dict[Location, int]) -> None:
+def _map_node(node: yaml.Node, where: Location, found: SourceMap) -> None:
     if len(where) > MAX_DEPTH:
         raise YamlProblem("an alias refers to itself", node.start_mark.line + 1)
-    lines.setdefault(where, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+    found.lines.setdefault(where, node.start_mark.line + 1)
+    if isinstance(node, yaml.ScalarNode) and not node.style and node.tag in _TYPED_TAGS:
+        found.plain.setdefault(where, node.value)
+    elif isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode):
@@ -86,8 +132,8 @@ def _map_lines(node: yaml.Node, where: Location, lines: dict[Location, int]) -> 
             if key.value in seen and key.value != "<<":
                 raise YamlProblem(f"duplicate key {key.value!r}", key.start_mark.line + 1)
             seen.add(key.value)
-            lines.setdefault((*where, key.value), key.start_mark.line + 1)
-            _map_lines(value, (*where, key.value), lines)
+            found.lines.setdefault((*where, key.value), key.start_mark.line + 1)
+            _map_node(value, (*where, key.value), found)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _map_lines(item, (*where, i), lines)
+            _map_node(item, (*where, i), found)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
-from scaffold import grammar
+from scaffold import grammar, messages
 from scaffold.errors import SpecError
+from scaffold.source import SourceMap
 
 Slug = Annotated[str, AfterValidator(grammar.check_slug)]
 Hostname = Annotated[str, AfterValidator(grammar.check_hostname)]
@@ -43,10 +43,21 @@ def _workers(value: Any) -> int | str:
 
 def _version_text(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError(f'write the version as a quoted string, like "{value}"')
+        raise PydanticCustomError("quoted_text", 'write the version as a quoted string, like "{value}"',
+                                  {"value": value})
     if not isinstance(value, str):
         raise ValueError('must be a version string like "1.22"')
     return grammar.check_nginx_version(value)
+
+
+def _yaml_off(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted `off` as false; where "off" is an allowed value, that is what it meant."""
+    return "off" if value is False else value
+
+
+def _section_off(value: Any) -> Any:
+    """`tls: off` (or false, or "off") is short for `tls: {mode: off}`."""
+    return {"mode": "off"} if value is False or value == "off" else value
 
 
 def _schema(replacement: dict[str, Any]) -> Any:
@@ -150,13 +161,13 @@ class Upstream(_Section):
     method: Literal["round_robin", "least_conn", "ip_hash", "hash", "random"] = "round_robin"
     hash_key: Optional[Annotated[str, AfterValidator(grammar.check_nginx_variable_expr)]] = None
     keepalive: int = Field(16, ge=0, le=10000, description="Idle keep-alive connections per nginx worker; 0 = off.")
-    servers: list[UpstreamServer] = Field(default_factory=list)
+    servers: list[UpstreamServer] = Field(default_factory=list, min_length=1)
 
 
 class Tls(_Section):
     """HTTPS at nginx."""
 
-    mode: Literal["off", "files", "letsencrypt"] = "letsencrypt"
+    mode: Annotated[Literal["off", "files", "letsencrypt"], BeforeValidator(_yaml_off)] = "letsencrypt"
     certificate: Optional[AbsPath] = None
     certificate_key: Optional[AbsPath] = None
     profile: Literal["intermediate", "modern"] = "intermediate"
@@ -234,7 +245,7 @@ class Spec(_Section):
     django: Django
     app_server: AppServer = Field(default_factory=AppServer)
     upstream: Optional[Upstream] = None
-    tls: Tls = Field(default_factory=Tls)
+    tls: Annotated[Tls, BeforeValidator(_section_off)] = Field(default_factory=Tls)
     static: Static = Field(default_factory=Static)
     media: Media = Field(default_factory=Media)
     nginx: Nginx = Field(default_factory=Nginx)
@@ -691,19 +702,16 @@ _CHECKS = (_check_names, _check_django, _check_app_server, _check_upstream, _che
            _check_background, _check_programs, _check_app_process, _check_nginx)
 
 
-_SECRET_KEYS = {"password", "passwd", "secret", "secret_key", "token", "api_key", "key_password"}
-
-
 def parse_spec(text: str, *, source: str = "<spec>") -> Spec:
     """Parse and validate spec YAML; raise SpecError listing every problem with its field and line."""
-    from scaffold.source import YamlProblem, read_yaml
+    from scaffold.source import YamlProblem, read_yaml  # PyYAML loads only when a file is read
 
     try:
-        data, lines = read_yaml(text)
+        data, where = read_yaml(text)
     except YamlProblem as e:
-        where = f" (line {e.line})" if e.line else ""
-        raise SpecError(source, [f"{e}{where}"]) from None
-    return validate_data(data, source=source, lines=lines)
+        line = f" (line {e.line})" if e.line else ""
+        raise SpecError(source, [f"{e}{line}"]) from None
+    return validate_data(data, source=source, where=where)
 
 
 def load_spec(path: Path) -> Spec:
@@ -719,86 +727,19 @@ def load_spec(path: Path) -> Spec:
     return parse_spec(text, source=str(path))
 
 
-def validate_data(data: Any, *, source: str = "<spec>", lines: dict | None = None) -> Spec:
+def validate_data(data: Any, *, source: str = "<spec>", where: SourceMap | None = None) -> Spec:
     """Validate already-parsed data (the wizard uses this too); raise SpecError on any problem."""
-    lines = lines or {}
+    where = where or SourceMap()
     if not isinstance(data, dict):
         raise SpecError(source, ["(top level): the spec must be a mapping of keys, starting with `version: 1`"])
     try:
         spec = Spec.model_validate(data)
     except ValidationError as e:
-        problems = [_describe_error(err, data, lines) for err in e.errors()]
-        raise SpecError(source, list(dict.fromkeys(problems))) from None
+        raise SpecError(source, messages.describe_errors(e.errors(), data, where, Spec)) from None
     cross = resolve_spec(spec)
     if cross:
-        raise SpecError(source, [_format_problem(loc, msg, lines) for loc, msg in cross])
+        raise SpecError(source, [messages.format_problem(loc, msg, where) for loc, msg in cross])
     return spec
-
-
-def format_location(loc: Sequence[Union[str, int]]) -> str:
-    """Render a field path as `upstream.servers[1].address`."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _format_problem(loc: tuple, message: str, lines: dict) -> str:
-    line = _line_for(loc, lines)
-    where = f" (line {line})" if line else ""
-    return f"{format_location(loc)}: {message}{where}"
-
-
-def _line_for(loc: tuple, lines: dict) -> int | None:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _describe_error(err: ErrorDetails, data: Any, lines: dict) -> str:
-    loc = tuple(err["loc"])
-    if err["type"] == "extra_forbidden":
-        return _format_problem(loc, _unknown_key_message(loc), lines)
-    if err["type"] == "missing":
-        return _format_problem(loc, "required field is missing", lines)
-    message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if err["type"] in ("literal_error", "enum"):
-        message = f"{err['input']!r} is not allowed; {message[0].lower()}{message[1:]}"
-    return _format_problem(loc, message, lines)
-
-
-def _unknown_key_message(loc: tuple) -> str:
-    key = str(loc[-1])
-    if key.lower() in _SECRET_KEYS:
-        return ("secrets never go in the spec: the rendered settings read them at start-up "
-                "(see the README, Secrets)")
-    known = _known_keys(loc[:-1])
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r}{hint}"
-
-
-def _known_keys(parent: tuple) -> list[str]:
-    model: Any = Spec
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
-        model = _model_in(field.annotation) if field else None
-        if model is None:
-            return []
-    return list(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def schema_json() -> str:

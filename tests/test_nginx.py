@@ -451,7 +451,7 @@ BAD = [
     ({"nginx": {"client_max_body_size": "10m; root /"}}, "nginx.client_max_body_size", "size"),
     ({"nginx": {"real_ip_from": ["0.0.0.0/0"]}}, "nginx.real_ip_from[0]", "forge"),
     ({"nginx": {"real_ip_from": ["10.0.0.1 always"]}}, "nginx.real_ip_from[0]", "IP"),
-    ({"nginx": {"login_rate_limit": {"rate": "0r/s"}}}, "nginx.login_rate_limit.rate", "pattern"),
+    ({"nginx": {"login_rate_limit": {"rate": "0r/s"}}}, "nginx.login_rate_limit.rate", "expected form"),
     ({"nginx": {"login_rate_limit": {"paths": ["/login/", "/login/"]}}}, "nginx.login_rate_limit.paths[1]", "twice"),
     ({"nginx": {"login_rate_limit": {"paths": ["/static/login/"]}}}, "nginx.login_rate_limit.paths[0]", "static.url"),
     ({"nginx": {"login_rate_limit": {"paths": ["/a;b/"]}}}, "nginx.login_rate_limit.paths[0]", "URL path"),

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from scaffold import grammar
+from scaffold import spec as spec_module
 from scaffold.cli import app
 from scaffold.errors import SpecError
 from scaffold.spec import load_spec, parse_spec
 from support import EXAMPLES, example_paths
 
+_MODELS = [m for m in vars(spec_module).values()
+           if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == spec_module.__name__]
 FULL = yaml.safe_load((EXAMPLES / "full.yaml").read_text())
 
 
@@ -73,7 +78,7 @@ BAD_SPECS = [
       "app_server.max_requests": 500}, "app_server.max_requests", "not recycled"),
     ({"app_server.bind": "0.0.0.0:99999"}, "app_server.bind", "port must be 1-65535"),
     ({"app_server.bind": "0.0.0.0:9000"}, "upstream.servers[0].address", "listens on 0.0.0.0:9000"),
-    ({"app_server.timeout": 0}, "app_server.timeout", "greater than or equal to 1"),
+    ({"app_server.timeout": 0}, "app_server.timeout", "must be >= 1"),
     ({"app_server.trusted_proxies": ["0.0.0.0/0"]}, "app_server.trusted_proxies[0]", "forge"),
     ({"app_server.trusted_proxies": ["nginx-host"]}, "app_server.trusted_proxies[0]", "IP address"),
     ({"app_server.trusted_proxies": None}, "app_server.trusted_proxies", "other hosts"),
@@ -87,7 +92,7 @@ BAD_SPECS = [
     ({"upstream.servers.1.address": "fe80::1:8000"}, "upstream.servers[1].address", "[ADDRESS]:PORT"),
     ({"upstream.servers.1.address": "unix:run/app.sock"}, "upstream.servers[1].address", "absolute"),
     ({"upstream.servers.1.address": "10.0.0.11:8000"}, "upstream.servers[1].address", "listed twice"),
-    ({"upstream.servers.1.weight": 0}, "upstream.servers[1].weight", "greater than or equal to 1"),
+    ({"upstream.servers.1.weight": 0}, "upstream.servers[1].weight", "must be >= 1"),
     ({"upstream.servers.1.fail_timeout": "10 seconds"}, "upstream.servers[1].fail_timeout", "nginx time"),
     ({"upstream.servers.1.wieght": 3}, "upstream.servers[1].wieght", "did you mean 'weight'"),
     ({"tls.mode": "on"}, "tls.mode", "'on'"),
@@ -97,10 +102,10 @@ BAD_SPECS = [
     ({"static.url": "/static"}, "static.url", "starts and ends with '/'"),
     ({"media.url": "/static/"}, "media.url", "differ from static.url"),
     ({"media.root": "/srv/shop/static/uploads"}, "media.root", "outside static.root"),
-    ({"nginx.version": 1.22}, "nginx.version", "quoted string"),
+    ({"nginx.version": 1.22}, "nginx.version", 'quote it, "1.22"'),
     ({"nginx.client_max_body_size": "10 MB"}, "nginx.client_max_body_size", "nginx size"),
     ({"nginx.https_port": 80}, "nginx.https_port", "differ"),
-    ({"nginx.http_port": 0}, "nginx.http_port", "greater than or equal to 1"),
+    ({"nginx.http_port": 0}, "nginx.http_port", "must be >= 1"),
     ({"process_manager": "runit"}, "process_manager", "'runit'"),
     ({"background.0.name": "web"}, "background[0].name", "web app"),
     ({"background": [{"name": "celery", "command": "celery -A shop worker"},
@@ -110,6 +115,16 @@ BAD_SPECS = [
     ({"statik": {"url": "/static/"}}, "statik", "did you mean 'static'"),
     ({"django.projct": "shop"}, "django.projct", "did you mean 'project'"),
     ({"django.project": None}, "django.project", "required"),
+    ({"django.project": ""}, "django.project", "dotted Python module"),
+    ({"upstream.servers": []}, "upstream.servers", "at least one server"),
+    ({"upstream.servers": ["10.0.0.11:8000"]}, "upstream.servers[0]", "- address: 10.0.0.11:8000"),
+    ({"tls": 5}, "tls", "must be a mapping"),
+    ({"nginx.http_port": "eighty"}, "nginx.http_port", "whole number"),
+    ({"nginx.ipv6": "maybe"}, "nginx.ipv6", "true or false"),
+    ({"background": ["celery -A shop worker"]}, "background[0]", "must be a mapping"),
+    ({"database": {"engine": "sqlite"}}, "database", "django.database"),
+    ({"redis": {"host": "127.0.0.1"}}, "redis", "django.cache"),
+    ({"app_server.servers": []}, "app_server.servers", "upstream.servers"),
     ({"secret_key": "abc"}, "secret_key", "secrets never go in the spec"),
 ]
 
@@ -125,7 +140,46 @@ def test_render_rejects_bad_spec(runner, tmp_path: Path, changes, field, words) 
     line = next((ln for ln in result.output.splitlines() if ln.strip().startswith(f"{field}:")), None)
     assert line is not None, result.output
     assert words in line
+    assert not _INTERNAL.search(result.output), result.output
     assert not out.exists()
+
+
+# Words a message must never show: the models' class names and the validator's own phrasing.
+_INTERNAL = re.compile("|".join([r"\binstance of\b", r"Input should", r"function-", r"\bdict\b", r"\bint\b",
+                                 *(rf"\b{m.__name__}\b" for m in _MODELS if m.__name__ != "Django")]))
+
+
+# Unquoted YAML 1.1 words and numbers, written as users write them (not through yaml.safe_dump).
+_MINIMAL = "version: 1\nname: shop\ndomain: shop.example.org\ndjango:\n  project: shop\n"
+
+
+@pytest.mark.parametrize("extra, mode", [("tls: {mode: off}\n", "off"), ("tls:\n  mode: off\n", "off"),
+                                         ("tls: off\n", "off"), ("tls: false\n", "off"),
+                                         ('tls: {mode: "off"}\n', "off")])
+def test_unquoted_off_means_off(extra: str, mode: str) -> None:
+    assert parse_spec(_MINIMAL + extra).tls.mode == mode
+
+
+@pytest.mark.parametrize("text, field, words", [
+    (_MINIMAL.replace("name: shop", "name: yes"), "name", 'YAML reads unquoted yes as true: quote it, "yes"'),
+    (_MINIMAL + "tls: {mode: on}\n", "tls.mode", "YAML reads unquoted on as true; write one of"),
+    (_MINIMAL + "nginx: {version: 1.20}\n", "nginx.version", 'as the number 1.2: quote it, "1.20"'),
+    (_MINIMAL + "nginx: {version: 1.22}\n", "nginx.version", 'quote it, "1.22"'),
+    (_MINIMAL + "app_server: {workers: yes}\n", "app_server.workers", "YAML reads unquoted yes as true"),
+    (_MINIMAL.replace("name: shop", "name:"), "name", "has no value"),
+    (_MINIMAL.replace("domain: shop.example.org", "domain: 1234"), "domain", 'quote it, "1234"'),
+    (_MINIMAL + "tls:\n\tmode: off\n", "(yaml)", "tabs are not allowed in YAML indentation"),
+    (_MINIMAL + "aliases: [*.example.org]\n", "(yaml)", '"*.example.org"'),
+    (_MINIMAL + "aliases:\n  - *.example.org\n", "(yaml)", '"*.example.org"'),
+    (_MINIMAL + "domain2: a: b\n", "(yaml)", "must be quoted"),
+])
+def test_messages_say_what_yaml_did(text: str, field: str, words: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    [problem] = info.value.problems
+    assert field == "(yaml)" or problem.startswith(f"{field}: "), problem
+    assert words in problem
+    assert not _INTERNAL.search(problem), problem
 
 
 def test_errors_name_the_yaml_line(tmp_path: Path) -> None:
