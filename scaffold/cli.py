@@ -108,7 +108,8 @@ def _warn(message: str) -> None:
 
 @app.command()
 def validate(
-    spec_paths: Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)],
+    spec_paths: Annotated[list[Path], typer.Argument(metavar="SPEC", help="Spec files (YAML).",
+                                                     show_default=False)],
 ) -> None:
     """Check each spec; exit 0 when all are valid, 2 with one line per problem when not."""
     from scaffold.errors import SpecError
@@ -163,21 +164,50 @@ def render(
         if diff:
             typer.echo(plan.diff(), nl=False)
         if check:
-            _report_drift(plan, out)
+            _report_drift(plan, spec_path, out)
         typer.echo(plan.table(), err=True)
-        if not (dry_run or diff):
+        if dry_run or diff:
+            writer.check_plan(plan, force=force, prune=prune)   # exit as the real render would
+        else:
             writer.apply_plan(plan, force=force, prune=prune)
+        _report_orphans(plan, spec_path, out, prune=prune, applied=not (dry_run or diff))
 
 
-def _report_drift(plan, out: Path) -> None:
+def _render_command(spec_path: Path, out: Path, *extra: str) -> str:
+    return " ".join(["djdeploy render", str(spec_path), "--out", str(out), *extra])
+
+
+def _report_drift(plan, spec_path: Path, out: Path) -> None:
     drift = plan.drift
     if not drift:
         typer.echo(f"{out}: up to date with the spec", err=True)
         raise typer.Exit(0)
     for f in drift:
         typer.echo(f"drift: {out / f.dest} ({f.action.value})", err=True)
-    typer.echo(f"{out}: {len(drift)} file(s) differ from the spec; run `djdeploy render` to update", err=True)
+    orphans = [f for f in drift if f.action.value == "orphan"]
+    fix = _render_command(spec_path, out, "--prune") if orphans else _render_command(spec_path, out)
+    typer.echo(f"{out}: {len(drift)} file(s) differ from the spec; run `{fix}` to update", err=True)
     raise typer.Exit(1)
+
+
+def _report_orphans(plan, spec_path: Path, out: Path, *, prune: bool, applied: bool) -> None:
+    """Files the spec no longer produces stay until --prune; say so, and what the hosts need."""
+    from scaffold.targets.runbook import removal_steps
+
+    orphans = [f.dest for f in plan.files if f.action.value == "orphan"]
+    if not orphans:
+        return
+    if prune:
+        done = "removed" if applied else "would remove"
+        typer.echo(f"{done} {len(orphans)} file(s) the spec no longer produces", err=True)
+    else:
+        typer.echo(f"kept {len(orphans)} file(s) the spec no longer produces; "
+                   f"`{_render_command(spec_path, out, '--prune')}` removes them", err=True)
+    steps = removal_steps(orphans)
+    if steps:
+        typer.echo("on each host, retire what they installed:", err=True)
+        for step in steps:
+            typer.echo(f"  {step}", err=True)
 
 
 @contextmanager

@@ -102,9 +102,26 @@ def _plan_orphans(out_dir: Path, recorded: dict[PurePosixPath, str], produced: s
         old = _read_text(out_dir / dest)
         if old is not None:
             edited = _digest(old) != recorded[dest]
-            reason = "no longer produced; edited by hand" if edited else "no longer produced"
+            reason = "no longer produced; edited by hand" if edited else "no longer produced; --prune removes it"
             orphans.append(PlannedFile(dest, Action.ORPHAN, None, old, reason=reason))
     return orphans
+
+
+def refused_files(plan: Plan, *, force: bool = False, prune: bool = False) -> list[PlannedFile]:
+    """The files applying *plan* would refuse to touch: hand-written or hand-edited ones."""
+    if force:
+        return []
+    conflicts = plan.with_action(Action.CONFLICT)
+    if prune:
+        conflicts += [f for f in plan.with_action(Action.ORPHAN) if "edited" in f.reason]
+    return conflicts
+
+
+def check_plan(plan: Plan, *, force: bool = False, prune: bool = False) -> None:
+    """Raise OutputConflictError if applying *plan* would be refused; write nothing."""
+    refused = refused_files(plan, force=force, prune=prune)
+    if refused:
+        raise OutputConflictError([f"{f.dest} ({f.reason})" for f in refused])
 
 
 def apply_plan(plan: Plan, *, force: bool = False, prune: bool = False) -> None:
@@ -115,11 +132,7 @@ def apply_plan(plan: Plan, *, force: bool = False, prune: bool = False) -> None:
             or was edited by hand since, and *force* is not set.
         OutputError: the directory could not be written (it is left as it was).
     """
-    conflicts = plan.with_action(Action.CONFLICT)
-    if prune and not force:
-        conflicts += [f for f in plan.with_action(Action.ORPHAN) if "edited" in f.reason]
-    if conflicts and not force:
-        raise OutputConflictError([f"{f.dest} ({f.reason})" for f in conflicts])
+    check_plan(plan, force=force, prune=prune)
     writes = plan.with_action(Action.CREATE, Action.UPDATE, Action.CONFLICT)
     removals = plan.with_action(Action.ORPHAN) if prune else []
     if writes or removals:

@@ -6,8 +6,10 @@ import json
 import random
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import pytest
+import yaml
 
 from scaffold import __version__
 from scaffold.cli import app
@@ -103,6 +105,64 @@ def test_hand_written_file_needs_force(runner, tmp_path: Path) -> None:
     assert target.read_text() == "# written by hand\n"
     assert _render(runner, out, "--force").exit_code == 0
     assert "djdeploy:generated" in target.read_text()
+
+
+@pytest.mark.parametrize("flag", ["--dry-run", "--diff"])
+def test_dry_run_and_diff_exit_as_the_real_render_would(runner, tmp_path: Path, flag: str) -> None:
+    out = tmp_path / "deploy"
+    _render(runner, out)
+    target = out / "INSTALL.md"
+    target.write_text("# written by hand\n")
+    result = _render(runner, out, flag)
+    assert result.exit_code == 1, result.output
+    assert "--force" in result.output
+    assert target.read_text() == "# written by hand\n"
+    assert _render(runner, out, flag, "--force").exit_code == 0
+
+
+def _drop_background(tmp_path: Path, source: Path) -> Path:
+    data = yaml.safe_load(source.read_text())
+    data["background"] = []
+    spec = tmp_path / "smaller.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    return spec
+
+
+def test_every_orphan_message_names_prune_and_the_host_steps(runner, tmp_path: Path) -> None:
+    source = EXAMPLES / "uvicorn-systemd.yaml"
+    out = tmp_path / "deploy"
+    assert _render(runner, out, spec=source).exit_code == 0
+    smaller = _drop_background(tmp_path, source)
+    result = _render(runner, out, spec=smaller)
+    assert result.exit_code == 0
+    assert f"djdeploy render {smaller} --out {out} --prune" in result.output
+    assert "systemctl disable --now chat-clearsessions.service chat-clearsessions.timer" in result.output
+    check = _render(runner, out, "--check", spec=smaller)
+    assert check.exit_code == 1
+    assert f"run `djdeploy render {smaller} --out {out} --prune` to update" in check.output
+    assert _render(runner, out, "--prune", spec=smaller).exit_code == 0
+    assert _render(runner, out, "--check", spec=smaller).exit_code == 0
+    assert not (out / "systemd" / "chat-clearsessions.timer").exists()
+
+
+def test_removal_steps_retire_units_programs_and_sites() -> None:
+    from scaffold.targets.runbook import removal_steps
+
+    steps = removal_steps([PurePosixPath(p) for p in ("systemd/shop-web@.service", "systemd/shop-celery.service",
+                                                        "supervisor/shop-beat.conf", "nginx/shop.conf",
+                                                        "gunicorn/gunicorn.conf.py")])
+    assert steps == [
+        "systemctl disable --now shop-celery.service",
+        "systemctl stop 'shop-web@*.service'; rm -f /etc/systemd/system/*.wants/shop-web@*.service",
+        "rm -f /etc/systemd/system/shop-web@.service /etc/systemd/system/shop-celery.service && systemctl daemon-reload",
+        "rm -f /etc/supervisor/conf.d/shop-beat.conf && supervisorctl reread && supervisorctl update",
+        "rm -f /etc/nginx/sites-enabled/shop.conf /etc/nginx/sites-available/shop.conf && nginx -t && systemctl reload nginx",
+    ]
+
+
+def test_usage_lines_name_arguments_plainly(runner) -> None:
+    usage = runner.invoke(app, ["validate", "--help"]).output.splitlines()[0]
+    assert "SPEC" in usage and "spec_paths" not in usage, usage
 
 
 def test_schema_command_matches_committed_schema(runner) -> None:

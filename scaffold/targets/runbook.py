@@ -28,6 +28,7 @@ PRIVATE_DIR_MODE = 0o750
 # Enough entropy for SECRET_KEY (Django's get_random_secret_key makes 50 characters).
 KEY_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(50), end=\"\")'"
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}
+_UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target")
 APP_SERVER_PACKAGES = {"gunicorn": ["gunicorn>=23"], "uvicorn": ["uvicorn>=0.36"]}
 
 
@@ -199,3 +200,27 @@ def _local(address: str) -> str:
     """HOST:PORT as this host reaches it: a wildcard listen address becomes loopback."""
     host, _, port = address.rpartition(":")
     return f"{LOOPBACK.get(host, host)}:{port}"
+
+
+def removal_steps(dests: list[PurePosixPath]) -> list[str]:
+    """Host commands that retire what removed files installed (units, programs, sites)."""
+    steps: list[str] = []
+    units = [d.name for d in dests if d.parts[0] == "systemd" and d.suffix in _UNIT_SUFFIXES]
+    plain = [u for u in units if "@." not in u]
+    templates = [u for u in units if "@." in u]
+    if plain:
+        steps.append(f"systemctl disable --now {' '.join(q(u) for u in plain)}")
+    for unit in templates:   # an instance is enabled by name, so stop and unlink every instance
+        instances = unit.replace("@.", "@*.")
+        steps.append(f"systemctl stop {q(instances)}; rm -f {systemd.UNIT_DIR}/*.wants/{instances}")
+    if units:
+        steps.append(f"rm -f {' '.join(q(f'{systemd.UNIT_DIR}/{u}') for u in units)} && systemctl daemon-reload")
+    programs_ = [d.name for d in dests if d.parts[0] == "supervisor" and d.suffix == ".conf"]
+    if programs_:
+        steps.append(f"rm -f {' '.join(q(f'{supervisor.INCLUDE_DIR}/{p}') for p in programs_)} "
+                     "&& supervisorctl reread && supervisorctl update")
+    sites = [d.name for d in dests if d.parts[0] == "nginx"]
+    if sites:
+        paths = [q(f"{base}/{s}") for s in sites for base in (NGINX_ENABLED, NGINX_SITES)]
+        steps.append(f"rm -f {' '.join(paths)} && nginx -t && systemctl reload nginx")
+    return steps
