@@ -159,7 +159,7 @@ def render(
 
     with _user_errors():
         spec = load_spec(spec_path)
-        files = rendering.render_all(spec, spec_name=spec_path.name)
+        files = rendering.render_all(spec)
         plan = writer.plan_writes(files, out, prune=prune)
         if diff:
             typer.echo(plan.diff(), nl=False)

@@ -60,7 +60,7 @@ def render_nginx(spec: Spec, out: Path) -> list[Path]:
     for job in nginx.jobs(spec):
         path = out / job.dest
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_job(env, job, spec_name="spec.yaml", version="test").content)
+        path.write_text(render_job(env, job, name=spec.name, version="test").content)
         written.append(path)
     return written
 

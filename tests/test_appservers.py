@@ -71,7 +71,7 @@ def project_data(run_dir: Path, **app_server: Any) -> dict:
 def render_one(data: dict, out: Path) -> tuple[Spec, Path]:
     """Validate *data*, render it, write its one app-server file under *out*; return the spec and file."""
     spec = validate_data(data)
-    files = [f for f in render_all(spec, spec_name="spec.yaml") if f.dest.parts[0] in ("gunicorn", "uvicorn")]
+    files = [f for f in render_all(spec) if f.dest.parts[0] in ("gunicorn", "uvicorn")]
     assert len(files) == 1
     path = out / files[0].dest.name
     path.write_text(files[0].content)

@@ -160,6 +160,16 @@ def test_removal_steps_retire_units_programs_and_sites() -> None:
     ]
 
 
+def test_renaming_or_copying_the_spec_is_not_drift(runner, tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    assert _render(runner, out).exit_code == 0
+    moved = tmp_path / "elsewhere" / "production.yaml"
+    moved.parent.mkdir()
+    moved.write_text(FULL.read_text())
+    result = _render(runner, out, "--check", spec=moved)
+    assert result.exit_code == 0, result.output
+
+
 def test_usage_lines_name_arguments_plainly(runner) -> None:
     usage = runner.invoke(app, ["validate", "--help"]).output.splitlines()[0]
     assert "SPEC" in usage and "spec_paths" not in usage, usage

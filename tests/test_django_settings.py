@@ -117,7 +117,7 @@ CASES = _all_cases()
 
 
 def _rendered_module(spec: Spec) -> str:
-    (rendered,) = [f for f in render_all(spec, spec_name="spec.yaml") if f.dest.parts[0] == "django"]
+    (rendered,) = [f for f in render_all(spec) if f.dest.parts[0] == "django"]
     return rendered.content
 
 

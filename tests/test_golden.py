@@ -17,7 +17,7 @@ VERSION = "0.0.0"   # a fixed version keeps the golden trees stable across relea
 
 
 def _render_tree(spec_path: Path) -> dict[str, str]:
-    files = render_all(load_spec(spec_path), spec_name=spec_path.name, version=VERSION)
+    files = render_all(load_spec(spec_path), version=VERSION)
     return {str(f.dest): f.content for f in [*files, make_manifest(files)]}
 
 

@@ -16,7 +16,7 @@ _BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)
 
 
 def _install_md(path: Path) -> str:
-    files = render_all(load_spec(path), spec_name=path.name)
+    files = render_all(load_spec(path))
     return next(f.content for f in files if str(f.dest) == "INSTALL.md")
 
 
@@ -34,7 +34,7 @@ def test_shell_blocks_are_valid_bash(path: Path) -> None:
 def test_mentions_every_real_path_and_file(path: Path) -> None:
     spec = load_spec(path)
     text = _install_md(path)
-    rendered = [str(f.dest) for f in render_all(spec, spec_name=path.name)
+    rendered = [str(f.dest) for f in render_all(spec)
                 if f.dest.parts[0] in ("nginx", "supervisor", "gunicorn", "uvicorn", "django")]
     wanted = [spec.django.root, spec.django.venv, spec.static.root, spec.media.root, spec.paths.log_dir,
               f"/etc/{spec.name}/secrets/DJANGO_SECRET_KEY", *rendered]

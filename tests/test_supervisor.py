@@ -28,7 +28,7 @@ def _spec_data(path: Path, tmp: Path, **changes: object) -> dict:
 
 
 def _render(data: dict, out: Path) -> list[Path]:
-    files = [f for f in render_all(validate_data(data), spec_name="spec.yaml") if f.dest.parts[0] == "supervisor"]
+    files = [f for f in render_all(validate_data(data)) if f.dest.parts[0] == "supervisor"]
     for f in files:
         (out / f.dest).parent.mkdir(parents=True, exist_ok=True)
         (out / f.dest).write_text(f.content)

@@ -33,7 +33,7 @@ def _host_tree(tmp: Path, spec) -> Path:
     root = tmp / "root"
     units = root / "etc/systemd/system"
     units.mkdir(parents=True)
-    for f in render_all(spec, spec_name="spec.yaml"):
+    for f in render_all(spec):
         if f.dest.parts[0] == "systemd" and f.dest.suffix != ".tmpfiles":
             (units / f.dest.name).write_text(f.content)
     lib = root / "usr/lib/systemd/system"
