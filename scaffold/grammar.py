@@ -154,6 +154,20 @@ def check_ip_or_network(value: str) -> str:
         raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
 
 
+def check_inventory_host(value: str) -> str:
+    """How Ansible reaches a host: a host name (``localhost`` included) or an IP address."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if value == "localhost":
+        return value
+    try:
+        return check_hostname(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a host name nor an IP address") from None
+
+
 def check_port(text: str) -> int:
     """A TCP port written as text."""
     if not text.isdigit() or not 1 <= int(text) <= 65535:

@@ -26,6 +26,7 @@ Email = Annotated[str, AfterValidator(grammar.check_email)]
 NginxSize = Annotated[str, AfterValidator(grammar.check_nginx_size)]
 NginxTime = Annotated[str, AfterValidator(grammar.check_nginx_time)]
 Address = Annotated[str, AfterValidator(grammar.check_address)]
+InventoryHost = Annotated[str, AfterValidator(grammar.check_inventory_host)]
 IpOrNetwork = Annotated[str, AfterValidator(grammar.check_ip_or_network)]
 Line = Annotated[str, AfterValidator(grammar.check_line)]
 DjangoCheckId = Annotated[str, AfterValidator(grammar.check_django_check_id)]
@@ -188,6 +189,7 @@ class Media(_Section):
 
     url: UrlPath = "/media/"
     root: Optional[AbsPath] = Field(None, description="Default: /srv/<name>/media.")
+    shared: bool = Field(False, description="root is one shared file system (e.g. NFS) on every app host and nginx host; required for uploads when upstream.servers lists several hosts.")
 
 
 class RateLimit(_Section):
@@ -222,6 +224,15 @@ class Background(_Section):
     singleton: Optional[bool] = Field(None, description="Runs on exactly one host (a scheduler such as celery beat): numprocs 1, its own supervisor file, enabled on one host only. Default: true for `celery ... beat`.")
 
 
+class Hosts(_Section):
+    """Where each part runs: the hosts of the Ansible inventory."""
+
+    nginx: list[InventoryHost] = Field(default_factory=lambda: ["localhost"], min_length=1, description="The nginx host(s), the load balancer. Default: localhost (this host).")
+    app: Optional[list[InventoryHost]] = Field(None, min_length=1, description="How Ansible reaches each app host, in the order of upstream.servers. Default: the host part of each upstream.servers address.")
+    singleton: Optional[InventoryHost] = Field(None, description="The app host that runs the singleton background programs (celery beat). Default: the first app host.")
+    ssh_user: Optional[UnixName] = Field(None, description="The SSH user Ansible logs in as. Default: Ansible's own.")
+
+
 class Paths(_Section):
     """Run-time directories on the host."""
 
@@ -251,6 +262,7 @@ class Spec(_Section):
     nginx: Nginx = Field(default_factory=Nginx)
     process_manager: Literal["supervisor", "systemd", "both"] = "supervisor"
     background: list[Background] = Field(default_factory=list)
+    hosts: Hosts = Field(default_factory=Hosts)
     paths: Paths = Field(default_factory=Paths)
 
 
@@ -274,6 +286,7 @@ def resolve_spec(spec: Spec) -> list[Problem]:
     _derive_paths(spec)
     _derive_app_server(spec)
     _derive_tls(spec)
+    problems.extend(_derive_hosts(spec))
     for check in _CHECKS:
         problems.extend(check(spec))
     return problems
@@ -337,6 +350,31 @@ def _derive_paths(spec: Spec) -> None:
     p.log_dir = p.log_dir or f"/var/log/{spec.name}"
     spec.static.root = spec.static.root or f"/srv/{spec.name}/static"
     spec.media.root = spec.media.root or f"/srv/{spec.name}/media"
+
+
+def _derive_hosts(spec: Spec) -> list[Problem]:
+    """app defaults to each upstream server's host; singleton to the first app host."""
+    h, servers = spec.hosts, spec.upstream.servers if spec.upstream else []
+    tcp = [grammar.split_address(s.address)[0].strip("[]") for s in servers if not s.address.startswith("unix:")]
+    if h.app is None:
+        h.app = tcp if len(tcp) == len(servers) and tcp else ["localhost"]
+    elif servers and len(h.app) != len(servers):
+        return [(("hosts", "app"), f"lists {len(h.app)} host(s) for {len(servers)} upstream.servers: "
+                                   "give one per server, in the same order")]
+    if h.singleton is None:
+        h.singleton = h.app[0]
+    elif h.singleton not in h.app:
+        return [(("hosts", "singleton"), f"{h.singleton!r} is not one of hosts.app ({', '.join(h.app)})")]
+    return []
+
+
+def _check_shared_media(spec: Spec) -> list[Problem]:
+    """Each upload lands on the app host that took the POST: several hosts need one shared media root."""
+    if len(remote_servers(spec)) > 1 and not spec.media.shared:
+        return [(("media", "shared"), "upstream.servers lists several app hosts, so uploads land on whichever "
+                                      "host took the request: put media.root on a file system shared by every "
+                                      "app host and the nginx host (e.g. NFS), then set media.shared: true")]
+    return []
 
 
 def remote_servers(spec: Spec) -> list[UpstreamServer]:
@@ -699,7 +737,7 @@ def _is_ip(host: str) -> bool:
 
 
 _CHECKS = (_check_names, _check_django, _check_app_server, _check_upstream, _check_tls, _check_files,
-           _check_background, _check_programs, _check_app_process, _check_nginx)
+           _check_shared_media, _check_background, _check_programs, _check_app_process, _check_nginx)
 
 
 def parse_spec(text: str, *, source: str = "<spec>") -> Spec:

@@ -40,6 +40,15 @@ def _parse_servers(text: str) -> list[dict[str, str]]:
     return [{"address": address} for address in _parse_list(text)]
 
 
+def _parse_yes_no(text: str) -> bool | str:
+    word = text.strip().lower()
+    return {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}.get(word, word)
+
+
+def _several_hosts(answers: Answers) -> bool:
+    return len(answers.get("upstream") or []) > 1
+
+
 def _parse_workers(text: str) -> int | str:
     # ASCII digits only: str.isdigit() also accepts '²', which int() rejects.
     return int(text) if re.fullmatch(r"[0-9]+", text) else text
@@ -138,6 +147,10 @@ QUESTIONS: tuple[Question, ...] = (
              "Addresses nginx connects to the app hosts from, comma-separated",
              "addresses nginx connects from; forwarded headers are trusted from these only",
              default=_constant(NONE), parse=_parse_list, applies=lambda a: bool(a.get("upstream"))),
+    Question("media_shared", "media.shared",
+             "Is the media root one shared file system (e.g. NFS) on every app host and the nginx host?",
+             "uploads land on whichever app host took the request: several hosts need one shared media.root",
+             default=_constant("no"), parse=_parse_yes_no, applies=_several_hosts, choices=("yes", "no")),
     Question("tls", "tls.mode", "TLS", "off | files | letsencrypt",
              default=_constant("letsencrypt"), choices=_choices(Tls, "mode")),
     Question("certificate", "tls.certificate", "Certificate chain file (PEM)", "full chain, PEM",

@@ -61,14 +61,15 @@ def test_bad_answer_is_re_asked_with_the_message(runner, terminal, tmp_path: Pat
     spec = tmp_path / "spec.yaml"
     answers = _lines("Shop.Example.com", "shop.example.com", "", "", "", "nginx", "uvicorn", "0", "3",
                      "10.0.0.11:8000, 10.0.0.12:9000", "10.0.0.11:8000, 10.0.0.12:8000",
-                     "", "10.0.0.5", "", "")
+                     "", "10.0.0.5", "", "yes", "", "")
     result = runner.invoke(app, ["init", str(spec)], input=answers)
     assert result.exit_code == 0, result.output
     for message in ("Error: domain: host names must be lowercase ('shop.example.com')",
                     "Error: app_server.kind: 'nginx' is not allowed",
                     "Error: app_server.workers: must be an integer >= 1",
                     "Error: upstream.servers[1].address: the app server listens on 0.0.0.0:8000",
-                    "Error: app_server.trusted_proxies: required when upstream.servers lists other hosts"):
+                    "Error: app_server.trusted_proxies: required when upstream.servers lists other hosts",
+                    "Error: media.shared: upstream.servers lists several app hosts"):
         assert message in result.output
     assert result.output.count("Domain (the site's primary host name):") == 2
     loaded = load_spec(spec)
@@ -211,6 +212,8 @@ def test_real_terminal_answers_every_prompt(runner, tmp_path: Path) -> None:
         ("App hosts as HOST:PORT, comma-separated (none: the app runs beside nginx) [none]: ",
          "10.0.0.11:8000,10.0.0.12:8000"),
         ("Addresses nginx connects to the app hosts from, comma-separated [none]: ", "10.0.0.5"),
+        ("Is the media root one shared file system (e.g. NFS) on every app host and the nginx host? (yes, no) "
+         "[no]: ", "yes"),
         ("TLS (off, files, letsencrypt) [letsencrypt]: ", "files"),
         ("Certificate chain file (PEM) [/etc/ssl/shop-eu/fullchain.pem]: ", ""),
         ("Certificate key file (PEM) [/etc/ssl/shop-eu/privkey.pem]: ", "/etc/ssl/private/shop.key"),

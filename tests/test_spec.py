@@ -125,6 +125,12 @@ BAD_SPECS = [
     ({"database": {"engine": "sqlite"}}, "database", "django.database"),
     ({"redis": {"host": "127.0.0.1"}}, "redis", "django.cache"),
     ({"app_server.servers": []}, "app_server.servers", "upstream.servers"),
+    ({"media.shared": False}, "media.shared", "media.shared: true"),
+    ({"hosts.app": ["app1.example.com"]}, "hosts.app", "one per server"),
+    ({"hosts.singleton": "app9.example.com"}, "hosts.singleton", "not one of hosts.app"),
+    ({"hosts.nginx": ["lb 1"]}, "hosts.nginx[0]", "neither a host name nor an IP address"),
+    ({"hosts.nginx": []}, "hosts.nginx", "at least 1"),
+    ({"hosts.ssh_user": "Deploy User"}, "hosts.ssh_user", "user"),
     ({"secret_key": "abc"}, "secret_key", "secrets never go in the spec"),
 ]
 
@@ -217,6 +223,14 @@ def test_smallest_spec_derives_defaults() -> None:
     assert spec.tls.mode == "letsencrypt"
     assert spec.tls.certificate == "/etc/letsencrypt/live/shop.example.com/fullchain.pem"
     assert (spec.static.root, spec.media.root) == ("/srv/shop/static", "/srv/shop/media")
+
+
+def test_hosts_default_to_the_upstream_servers() -> None:
+    spec = parse_spec(yaml.safe_dump(_with({"hosts": None})))
+    assert spec.hosts.app == ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+    assert (spec.hosts.nginx, spec.hosts.singleton, spec.hosts.ssh_user) == (["localhost"], "10.0.0.11", None)
+    alone = parse_spec("version: 1\nname: shop\ndomain: shop.example.com\ndjango: {project: shop}\n")
+    assert (alone.hosts.app, alone.hosts.singleton) == (["localhost"], "localhost")
 
 
 def test_remote_upstream_defaults_bind_to_their_port() -> None:
