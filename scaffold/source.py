@@ -72,14 +72,33 @@ def _explain(error: yaml.MarkedYAMLError, text: str) -> str:
         return "tabs are not allowed in YAML indentation: indent with spaces"
     if error.context in ("while scanning an alias", "while scanning an anchor") or "undefined alias" in problem:
         return _explain_alias(line, column)
-    if found in ("@", "`"):
+    if error.context == "while scanning for the next token" and found:
         return f"a value cannot start with {found!r} in YAML: put it in quotes"
+    if "could not determine a constructor for the tag" in problem:
+        return "'!' starts a YAML tag: put a value that starts with '!' in quotes"
     if "mapping values are not allowed" in problem:
         return ("unexpected ':' here: a value that contains ': ' must be quoted, "
                 "and a key must line up with the keys above it")
     if "expected key" in problem or "expected '-' indicator" in problem:
         return "the indentation does not line up: keys of one mapping, and items of one list, start in one column"
+    for words, meaning in _PARSER_WORDS:
+        if words in problem:
+            return meaning
     return f"not valid YAML: {problem}"
+
+
+# The parser's complaints that have one usual cause, in the user's terms.
+_PARSER_WORDS = (
+    ("could not find expected ':'", "expected `key: value` here: a ':' is missing, or a quote or bracket is not closed"),
+    ("expected ',' or ']'", "a [list] is not closed with ']', or an item in it needs quotes"),
+    ("expected ',' or '}'", "a {mapping} is not closed with '}', or a value in it needs quotes"),
+    ("found unexpected end of stream", "the file ends inside a quoted value or a bracket: close it"),
+    ("did not find expected node content", "a value is missing here, or starts with a character YAML reserves: "
+                                           "put it in quotes"),
+    ("block sequence entries are not allowed", "a `- item` line where no list can start: check its indentation"),
+    ("did not find expected comment or line break", "unexpected text after a value: quote the whole value, "
+                                                    "or start a comment with ' #'"),
+)
 
 
 def _explain_alias(line: str, column: int) -> str:
