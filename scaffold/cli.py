@@ -66,10 +66,15 @@ def init(
     process_manager: Annotated[_Answer, typer.Option(help="supervisor (default), systemd or both.")] = None,
     defaults: Annotated[bool, typer.Option("--defaults", help="Accept the default of every question not "
                                                               "given as a flag, without asking.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH if it exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite PATH (and the schema beside it) "
+                                                        "if it exists.")] = False,
 ) -> None:
-    """Ask what a first deployment needs and write a spec that passes `validate`; each question is a flag."""
+    """Ask what a first deployment needs and write a spec that passes `validate`; each question is a flag.
+
+    The JSON Schema goes beside the spec (djdeploy.schema.json), which the spec's first line names.
+    """
     from scaffold import wizard, writer
+    from scaffold.spec import SCHEMA_FILE, schema_json
 
     given = {"domain": domain, "name": name, "aliases": aliases, "project": project, "app_server": app_server,
              "interface": interface, "workers": workers, "upstream": upstream, "trusted_proxies": trusted_proxies,
@@ -77,15 +82,17 @@ def init(
              "process_manager": process_manager}
     try:
         with _user_errors():
+            schema_path = path.parent / SCHEMA_FILE
             writer.check_destination(path, force)
+            writer.check_generated_destination(schema_path, force)
             ask = _ask_on_terminal if _stdin_is_terminal() else None
             data = wizard.build_spec({k: v for k, v in given.items() if v is not None}, ask,
                                      use_defaults=defaults, warn=_warn)
-            writer.write_new_file(path, wizard.dump_spec(data), force=force)
+            writer.write_spec_with_schema(path, wizard.dump_spec(data), schema_path, schema_json(), force=force)
     except KeyboardInterrupt:
         typer.echo("\ndjdeploy: interrupted; nothing was written", err=True)
         raise typer.Exit(130) from None
-    typer.echo(f"wrote {path}; next: djdeploy render {path} --out deploy")
+    typer.echo(f"wrote {path} and {schema_path}; next: djdeploy render {path} --out deploy")
 
 
 def _stdin_is_terminal() -> bool:
@@ -129,11 +136,25 @@ def validate(
 
 
 @app.command()
-def schema() -> None:
-    """Print the spec's JSON Schema (draft-07), for editors and check-jsonschema."""
-    from scaffold.spec import schema_json
+def schema(
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", metavar="FILE",
+        help="Write the schema to FILE (into FILE/djdeploy.schema.json if FILE is a directory), "
+             "replacing an older copy; default: print it.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE even if djdeploy did not write it.")] = False,
+) -> None:
+    """Print or write the spec's JSON Schema (draft-07), for editors and check-jsonschema."""
+    from scaffold.spec import SCHEMA_FILE, schema_json
 
-    typer.echo(schema_json(), nl=False)
+    if out is None:
+        typer.echo(schema_json(), nl=False)
+        return
+    from scaffold import writer
+
+    path = out / SCHEMA_FILE if out.is_dir() else out
+    with _user_errors():
+        changed = writer.write_generated_file(path, schema_json(), force=force)
+    typer.echo(f"{'wrote' if changed else 'up to date:'} {path}", err=True)
 
 
 @app.command()

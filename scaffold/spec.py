@@ -16,29 +16,113 @@ from scaffold import grammar, messages
 from scaffold.errors import SpecError
 from scaffold.source import SourceMap
 
-Slug = Annotated[str, AfterValidator(grammar.check_slug)]
-Hostname = Annotated[str, AfterValidator(grammar.check_hostname)]
-AbsPath = Annotated[str, AfterValidator(grammar.check_abs_path)]
-UrlPath = Annotated[str, AfterValidator(grammar.check_url_path)]
-UnixName = Annotated[str, AfterValidator(grammar.check_unix_name)]
-Module = Annotated[str, AfterValidator(grammar.check_module)]
-Email = Annotated[str, AfterValidator(grammar.check_email)]
-NginxSize = Annotated[str, AfterValidator(grammar.check_nginx_size)]
-NginxTime = Annotated[str, AfterValidator(grammar.check_nginx_time)]
-Address = Annotated[str, AfterValidator(grammar.check_address)]
-InventoryHost = Annotated[str, AfterValidator(grammar.check_inventory_host)]
-IpOrNetwork = Annotated[str, AfterValidator(grammar.check_ip_or_network)]
-Line = Annotated[str, AfterValidator(grammar.check_line)]
-DjangoCheckId = Annotated[str, AfterValidator(grammar.check_django_check_id)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[int, Field(ge=1, le=86400)]
+WEB_PROGRAM = "web"
+# nginx CHANGES 1.19.4: ssl_reject_handshake, which the catch-all default server is built on.
+NGINX_OLDEST = (1, 19, 4)
+
+
+class _JsonSchema:
+    """Annotation metadata: the JSON Schema of a type, stated beside the validator it mirrors.
+
+    pydantic asks metadata for ``__get_pydantic_json_schema__`` (the protocol WithJsonSchema
+    uses), so this needs no import of pydantic.json_schema when a spec is only validated.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return json.loads(json.dumps(self.schema))
+
+
+class _OrAlso:
+    """Annotation metadata: the type's own JSON Schema, or also *alternative* (a shorthand)."""
+
+    def __init__(self, alternative: dict[str, Any]) -> None:
+        self.alternative = alternative
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [handler(core_schema), dict(self.alternative)]}
+
+
+def _text(check: Any, name: str) -> Any:
+    """A string type checked by grammar.*check*, with the JSON Schema of the same grammar."""
+    return Annotated[str, AfterValidator(check), _JsonSchema(grammar.SCHEMAS[name])]
+
+
+Slug = _text(grammar.check_slug, "slug")
+Hostname = _text(grammar.check_hostname, "hostname")
+AbsPath = _text(grammar.check_abs_path, "abs_path")
+UrlPath = _text(grammar.check_url_path, "url_path")
+UnixName = _text(grammar.check_unix_name, "unix_name")
+Module = _text(grammar.check_module, "module")
+Email = _text(grammar.check_email, "email")
+NginxSize = _text(grammar.check_nginx_size, "nginx_size")
+NginxTime = _text(grammar.check_nginx_time, "nginx_time")
+IpOrNetwork = _text(grammar.check_ip_or_network, "ip_or_network")
+Line = _text(grammar.check_line, "line")
+DjangoCheckId = _text(grammar.check_django_check_id, "django_check_id")
+HashKey = _text(grammar.check_nginx_variable_expr, "nginx_variable_expr")
+InventoryHost = _text(grammar.check_inventory_host, "inventory_host")
+DbHost = Annotated[str, AfterValidator(grammar.check_db_host), _JsonSchema(grammar.SCHEMAS["db_host"])]
+# An address nginx proxies to: _check_upstream_hosts refuses host names other than localhost there
+# (in app_server.bind too, which must accept every upstream address), so the schema does too.
+ProxiedAddress = Annotated[str, AfterValidator(grammar.check_address), _JsonSchema(grammar.SCHEMAS["proxied_address"])]
+# A network that is not every address (x/0): what trusted_proxies and real_ip_from may list.
+TrustedNetwork = Annotated[str, AfterValidator(grammar.check_ip_or_network),
+                           _JsonSchema({"allOf": [grammar.SCHEMAS["ip_or_network"], {"not": {"pattern": "/0$"}}]})]
+
+
+def _whole_number(value: Any) -> Any:
+    """YAML's integers, and the same numbers quoted (as YAML 1.2 tools and templating write them)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        if not grammar.INTEGER_TEXT.fullmatch(value):
+            raise ValueError(f"must be a whole number written with digits only, like 8080 (not {value!r})")
+        return int(value)
+    return value
+
+
+def _whole(low: int, high: int | None = None) -> Any:
+    """A whole number from *low* to *high* (no limit when None), quoted or not."""
+    return Annotated[int, BeforeValidator(_whole_number), Field(ge=low, le=high),
+                     _JsonSchema(grammar.integer_schema(low, high))]
+
+
+# The words YAML 1.1 reads as booleans, which a YAML 1.2 reader (editors, check-jsonschema)
+# leaves as strings: a flag accepts them either way, and nothing else.
+_FLAG_WORDS = {word: value for base, value in (("true", True), ("yes", True), ("on", True), ("y", True),
+                                               ("false", False), ("no", False), ("off", False), ("n", False))
+               for word in (base, base.capitalize(), base.upper())}
+
+
+def _flag(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _FLAG_WORDS:
+        return _FLAG_WORDS[value]
+    raise ValueError("must be true or false")
+
+
+Flag = Annotated[bool, BeforeValidator(_flag), _JsonSchema(
+    {"anyOf": [{"type": "boolean"}, {"enum": sorted(_FLAG_WORDS)}]})]
+Port = _whole(1, 65535)
+Seconds = _whole(1, 86400)
+Count = _whole(0)
 
 
 def _workers(value: Any) -> int | str:
     if value == "auto":
         return "auto"
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
+    try:
+        number = _whole_number(value)
+    except ValueError:
+        number = None
+    if isinstance(number, int) and number >= 1:
+        return number
     raise ValueError('must be an integer >= 1 or "auto" (2 x CPUs + 1, computed at start-up)')
 
 
@@ -61,173 +145,241 @@ def _section_off(value: Any) -> Any:
     return {"mode": "off"} if value is False or value == "off" else value
 
 
-def _schema(replacement: dict[str, Any]) -> Any:
-    """A json_schema_extra that states a custom-validated type's JSON Schema (keeps default/title)."""
-    def replace(schema: dict[str, Any]) -> None:
-        for key in ("anyOf", "type"):
-            schema.pop(key, None)
-        schema.update(replacement)
-    return replace
+Workers = Annotated[Union[int, str], PlainValidator(_workers), _JsonSchema(
+    {"anyOf": [*grammar.integer_schema(1, None)["anyOf"], {"const": "auto"}]})]
+NginxVersion = Annotated[str, PlainValidator(_version_text), _JsonSchema(grammar.pattern_schema(
+    grammar.version_at_least_pattern(*NGINX_OLDEST), 'a quoted nginx version like "1.22", 1.19.4 or newer'))]
+SpecVersion = Annotated[Literal[1], BeforeValidator(_whole_number), _JsonSchema(
+    {"anyOf": [{"const": 1}, {"const": "1"}]})]
+TlsMode = Annotated[Literal["off", "files", "letsencrypt"], BeforeValidator(_yaml_off), _JsonSchema(
+    {"enum": ["off", "files", "letsencrypt", False]})]
 
 
-Workers = Annotated[
-    Union[int, str],
-    PlainValidator(_workers),
-    Field(json_schema_extra=_schema({"oneOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}]})),
-]
-NginxVersion = Annotated[
-    str,
-    PlainValidator(_version_text),
-    Field(json_schema_extra=_schema({"type": "string", "pattern": r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"})),
-]
+def _section(model: Any, description: str) -> Any:
+    """A section with defaults for all its fields: omitted, it is the empty mapping."""
+    return Field(default_factory=model, description=description, json_schema_extra={"default": {}})
+
+
+def _list(description: str, default: Any = list, unique: bool = False, **constraints: Any) -> Any:
+    """A list field; its JSON Schema states the default the factory makes."""
+    extra: dict[str, Any] = {"default": default()}
+    if unique:
+        extra["uniqueItems"] = True
+    return Field(default_factory=default, description=description, json_schema_extra=extra, **constraints)
+
+
+def _when(field: str, condition: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """An if/then for a rule between fields: when *field* is given and matches *condition*."""
+    return {"if": {"required": [field], "properties": {field: condition}}, "then": then}
+
+
+def _fields(**schemas: Any) -> dict[str, Any]:
+    return {"properties": schemas}
+
+
+_TRUE = {"enum": [True, *sorted(w for w, v in _FLAG_WORDS.items() if v)]}
+_FALSE = {"enum": [False, *sorted(w for w, v in _FLAG_WORDS.items() if not v)]}
+_ONE = grammar.integer_schema(1, 1)
+# _check_home_paths: a path in (or above) a home directory that ProtectHome=yes hides.
+_NOT_HOME = {"not": {"pattern": "^(?:/home|/root|/run/user)(?:/|$)|^/run/*$"}}
+_LOCAL_ADDRESS = "^(?:unix:|localhost:|127\\.|\\[::1\\]:)"
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 class _Section(BaseModel):
-    """Base of every spec section: unknown keys are errors."""
+    """Base of every spec section: unknown keys are errors; no silent type conversions.
 
-    model_config = ConfigDict(extra="forbid", validate_default=False)
+    strict: pydantic's own conversions (bytes to str, "5 432" or True to int, "t" to bool) are
+    off; the few that a spec needs are the validators above, which the JSON Schema states.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=False, strict=True)
 
 
 class Database(_Section):
     """DATABASES['default']; the password is a secret and never appears here."""
 
-    engine: Literal["postgresql", "mysql", "sqlite"] = "postgresql"
-    name: Optional[str] = Field(None, description="Database name; for sqlite an absolute file path. Default: <name>, or <root>/../db.sqlite3 for sqlite.")
-    user: Optional[UnixName] = Field(None, description="Default: <name> (not used by sqlite).")
-    host: Optional[str] = Field(None, description="Host name, IP address, or the absolute path of a unix socket directory. Default: 127.0.0.1.")
-    port: Optional[Port] = Field(None, description="Default: 5432 (postgresql), 3306 (mysql).")
-    conn_max_age: int = Field(60, ge=0, le=3600, description="Seconds a WSGI worker keeps a connection (CONN_MAX_AGE); ASGI always uses 0.")
+    model_config = ConfigDict(json_schema_extra={
+        **_when("engine", {"const": "sqlite"}, {
+            **_fields(name=_nullable(grammar.SCHEMAS["abs_path"])),
+            "not": {"anyOf": [{"required": ["user"]}, {"required": ["host"]}, {"required": ["port"]}]}}),
+        "else": _fields(name=_nullable(grammar.SCHEMAS["identifier"])),
+    })
+
+    engine: Literal["postgresql", "mysql", "sqlite"] = Field("postgresql", description="Django database backend.")
+    name: Optional[Annotated[str, Field(min_length=1)]] = Field(None, description="Database name (letters, digits, '_', '-'); for sqlite an absolute file path. Default: <name>, or /var/lib/<name>/db.sqlite3 for sqlite.",
+                                json_schema_extra={"anyOf": [grammar.SCHEMAS["identifier"], grammar.SCHEMAS["abs_path"], {"type": "null"}]})
+    user: Optional[UnixName] = Field(None, description="Database user. Default: <name> (not used by sqlite).")
+    host: Optional[DbHost] = Field(None, description="Host name, IP address, or the absolute path of a unix socket directory. Default: 127.0.0.1 (not used by sqlite).")
+    port: Optional[Port] = Field(None, description="Default: 5432 (postgresql), 3306 (mysql); not used by sqlite.")
+    conn_max_age: _whole(0, 3600) = Field(60, description="Seconds a WSGI worker keeps a connection (CONN_MAX_AGE); ASGI always uses 0.")
 
 
 class Cache(_Section):
     """CACHES['default']."""
 
-    backend: Literal["redis", "memcached", "locmem"] = "redis"
-    location: Optional[Line] = Field(None, description="redis://HOST:PORT/DB, HOST:PORT or unix:/PATH for memcached, a name for locmem.")
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when("backend", {"const": "memcached"}, _fields(location=_nullable(grammar.SCHEMAS["address"]))),
+        _when("backend", {"const": "locmem"}, _fields(location=_nullable(grammar.SCHEMAS["identifier"]))),
+        {"if": {"not": {"required": ["backend"], "properties": {"backend": {"enum": ["memcached", "locmem"]}}}},
+         "then": _fields(location=_nullable(grammar.SCHEMAS["redis_url"]))},
+    ]})
+
+    backend: Literal["redis", "memcached", "locmem"] = Field("redis", description="Django cache backend.")
+    location: Optional[Line] = Field(None, description="redis://HOST:PORT/DB (or rediss://, unix:/PATH) for redis, HOST:PORT or unix:/PATH for memcached, a name for locmem. Default: redis://127.0.0.1:6379/0, 127.0.0.1:11211, or <name>.",
+                                     json_schema_extra={"anyOf": [grammar.SCHEMAS["redis_url"], grammar.SCHEMAS["address"], grammar.SCHEMAS["identifier"], {"type": "null"}]})
 
 
 class Django(_Section):
     """The Django project and where it lives on the host."""
 
     project: Module = Field(description="Import package holding wsgi.py / asgi.py.")
-    settings_module: Optional[Module] = Field(None, description="Default: <project>.settings_production.")
-    base_settings: Optional[Module] = Field(None, description="Default: <project>.settings.")
-    root: Optional[AbsPath] = Field(None, description="Directory holding manage.py. Default: /srv/<name>/app.")
-    venv: Optional[AbsPath] = Field(None, description="Virtualenv. Default: /srv/<name>/venv.")
-    user: Optional[UnixName] = Field(None, description="Unix user the app runs as. Default: <name>.")
-    group: Optional[UnixName] = Field(None, description="Unix group the app runs as. Default: <name>.")
-    database: Optional[Database] = None
-    cache: Optional[Cache] = None
-    admins: list[Email] = Field(default_factory=list, description="Receive 500 error mails.")
+    settings_module: Optional[Module] = Field(None, description="DJANGO_SETTINGS_MODULE in production: the rendered settings file. Default: <project>.settings_production.")
+    base_settings: Optional[Module] = Field(None, description="The rendered module starts with `from <base_settings> import *`. Default: <project>.settings.")
+    root: Optional[AbsPath] = Field(None, description="Directory holding manage.py; the app server's working directory. Default: /srv/<name>/app.")
+    venv: Optional[AbsPath] = Field(None, description="Virtualenv; executables come from <venv>/bin. Default: /srv/<name>/venv.")
+    user: Optional[UnixName] = Field(None, description="Unix user the app runs as, never root. Default: <name>.", json_schema_extra={"not": {"const": "root"}})
+    group: Optional[UnixName] = Field(None, description="Unix group the app runs as, never root. Default: <name>.", json_schema_extra={"not": {"const": "root"}})
+    database: Optional[Database] = Field(None, description="DATABASES['default']. Default: keep what base_settings says.")
+    cache: Optional[Cache] = Field(None, description="CACHES['default']. Default: keep what base_settings says.")
+    admins: list[Email] = _list("Receive 500 error mails.")
     email_host: Optional[Hostname] = Field(None, description="SMTP relay for outgoing mail. Default: localhost.")
     email_port: Port = Field(25, description="SMTP port: 25, 465 (implicit TLS) or 587 (STARTTLS).")
     email_user: Optional[Line] = Field(None, description="SMTP user name; its password is the secret EMAIL_HOST_PASSWORD.")
     server_email: Optional[Email] = Field(None, description="From address of error mails. Default: root@<domain>.")
-    silenced_checks: list[DjangoCheckId] = Field(default_factory=list, description="Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS); ids in Django's security, async, caches and mail namespaces must exist.")
+    silenced_checks: list[DjangoCheckId] = _list("Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS); ids in Django's security, async, caches and mail namespaces must exist.")
 
 
 class AppServer(_Section):
     """gunicorn or uvicorn, as it runs on each app host."""
 
-    kind: Literal["gunicorn", "uvicorn"] = "gunicorn"
-    interface: Optional[Literal["wsgi", "asgi"]] = Field(None, description="Default: wsgi for gunicorn, asgi for uvicorn.")
-    workers: Workers = "auto"
-    threads: int = Field(1, ge=1, le=256, description="gunicorn only; > 1 selects the gthread worker.")
-    bind: Optional[Address] = Field(None, description="unix:/ABS/PATH or HOST:PORT. Default: unix:<run_dir>/app.sock, or TCP on the upstream servers' port.")
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when("kind", {"const": "uvicorn"}, {"required": ["workers"], **_fields(
+            workers={"not": {"const": "auto"}}, interface={"not": {"const": "wsgi"}},
+            threads=_ONE, max_requests=grammar.integer_schema(0, 0))}),
+        _when("interface", {"const": "asgi"}, _fields(threads=_ONE)),
+    ]})
+
+    kind: Literal["gunicorn", "uvicorn"] = Field("gunicorn", description="The app server.")
+    interface: Optional[Literal["wsgi", "asgi"]] = Field(None, description="wsgi or asgi (uvicorn is always asgi; gunicorn with asgi uses the uvicorn worker class). Default: wsgi for gunicorn, asgi for uvicorn.")
+    workers: Workers = Field("auto", description='Worker processes per app host: an integer >= 1, or "auto" (2 x CPUs + 1, computed at start-up; gunicorn only).')
+    threads: _whole(1, 256) = Field(1, description="gunicorn only; > 1 selects the gthread worker.")
+    bind: Optional[ProxiedAddress] = Field(None, description="unix:/ABS/PATH, IP:PORT, [IPv6]:PORT or localhost:PORT. Default: unix:<run_dir>/app.sock, or TCP on the upstream servers' port.")
     timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted.")
-    graceful_timeout: Seconds = Field(30, description="Seconds workers get to finish requests on stop or reload.")
-    keepalive: int = Field(5, ge=0, le=3600, description="Seconds an idle connection from nginx stays open.")
-    max_requests: int = Field(1000, ge=0, description="gunicorn: restart a worker after this many requests (0 = never), with 10% jitter. Not used by uvicorn.")
-    trusted_proxies: Optional[list[IpOrNetwork]] = Field(None, description="Addresses nginx connects from. Default: loopback.")
+    graceful_timeout: _whole(1, 600) = Field(30, description="Seconds workers get to finish requests on stop or reload (at most 600).")
+    keepalive: _whole(0, 3600) = Field(5, description="Seconds an idle connection from nginx stays open.")
+    max_requests: Count = Field(1000, description="gunicorn: restart a worker after this many requests (0 = never), with 10% jitter. Not used by uvicorn.")
+    trusted_proxies: Optional[list[TrustedNetwork]] = Field(None, description="Addresses nginx connects from; forwarded headers are trusted from these only. Default: loopback; required when upstream.servers lists other hosts.")
     stop_timeout: Optional[Seconds] = Field(None, description="Seconds the process manager waits after the stop signal before SIGKILL; must exceed graceful_timeout. Default: graceful_timeout + 10.")
-    limit_concurrency: int = Field(1000, ge=1, le=100000, description="Connections one process serves at once, idle keep-alive ones included: uvicorn's limit_concurrency (more get 503), gunicorn gthread's worker_connections.")
+    limit_concurrency: _whole(1, 100000) = Field(1000, description="Connections one process serves at once, idle keep-alive ones included: uvicorn's limit_concurrency (more get 503), gunicorn gthread's worker_connections.")
     socket_group: UnixName = Field("www-data", description="The group nginx runs as; only it (and the app user) may enter paths.run_dir and connect to the unix socket.")
 
 
 class UpstreamServer(_Section):
     """One app host in the nginx upstream group."""
 
-    address: Address
-    weight: Optional[int] = Field(None, ge=1, le=1000)
-    max_fails: Optional[int] = Field(None, ge=0, le=1000)
-    fail_timeout: Optional[NginxTime] = None
-    max_conns: Optional[int] = Field(None, ge=0)
-    backup: bool = False
-    down: bool = False
+    address: ProxiedAddress = Field(description="IP:PORT, [IPv6]:PORT, localhost:PORT or unix:/ABS/PATH: an app host, running the app server on this address (nginx resolves host names only at start-up).")
+    weight: Optional[_whole(1, 1000)] = Field(None, description="nginx server weight. Default: nginx's (1).")
+    max_fails: Optional[_whole(0, 1000)] = Field(None, description="nginx max_fails. Default: nginx's (1).")
+    fail_timeout: Optional[NginxTime] = Field(None, description="nginx fail_timeout, like 10s. Default: nginx's (10s).")
+    max_conns: Optional[Count] = Field(None, description="nginx max_conns; 0 = no limit. Default: nginx's (0).")
+    backup: Flag = Field(False, description="Receives requests only when the other servers are down (not with ip_hash, hash or random).")
+    down: Flag = Field(False, description="Marked as permanently unavailable.")
 
 
 class Upstream(_Section):
     """Load balancing over several app hosts."""
 
-    method: Literal["round_robin", "least_conn", "ip_hash", "hash", "random"] = "round_robin"
-    hash_key: Optional[Annotated[str, AfterValidator(grammar.check_nginx_variable_expr)]] = None
-    keepalive: int = Field(16, ge=0, le=10000, description="Idle keep-alive connections per nginx worker; 0 = off.")
-    servers: list[UpstreamServer] = Field(default_factory=list, min_length=1)
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when("method", {"const": "hash"}, {"required": ["hash_key"], **_fields(hash_key={"type": "string"})}),
+        _when("method", {"enum": ["ip_hash", "hash", "random"]},
+              _fields(servers={"items": _fields(backup=_FALSE)})),
+        _when("servers", {"minItems": 1}, _fields(servers={"contains": _fields(backup=_FALSE, down=_FALSE)})),
+    ]})
+
+    method: Literal["round_robin", "least_conn", "ip_hash", "hash", "random"] = Field("round_robin", description="nginx load-balancing method.")
+    hash_key: Optional[HashKey] = Field(None, description="Required with method: hash (consistent hashing), for example $request_uri.")
+    keepalive: _whole(0, 10000) = Field(16, description="Idle keep-alive connections per nginx worker; 0 = off.")
+    servers: list[UpstreamServer] = _list("App hosts; each runs the app server listening on its address (so app_server.bind must accept it); at least one when given. Default: app_server.bind on this host.", min_length=1)
 
 
 class Tls(_Section):
     """HTTPS at nginx."""
 
-    mode: Annotated[Literal["off", "files", "letsencrypt"], BeforeValidator(_yaml_off)] = "letsencrypt"
-    certificate: Optional[AbsPath] = None
-    certificate_key: Optional[AbsPath] = None
-    profile: Literal["intermediate", "modern"] = "intermediate"
-    hsts_seconds: int = Field(63072000, ge=0)
-    hsts_include_subdomains: bool = True
-    hsts_preload: bool = False
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {**_when("mode", {"const": "files"}, {"required": ["certificate", "certificate_key"], **_fields(
+            certificate={"type": "string"}, certificate_key={"type": "string"})}),
+         "else": {"not": {"anyOf": [{"required": ["certificate"]}, {"required": ["certificate_key"]}]}}},
+        _when("hsts_preload", _TRUE, _fields(hsts_include_subdomains=_TRUE,
+                                             hsts_seconds=grammar.integer_schema(31536000, None))),
+    ]})
+
+    mode: TlsMode = Field("letsencrypt", description="off, files (your own certificate) or letsencrypt. An unquoted `mode: off`, which YAML 1.1 reads as false, means off.")
+    certificate: Optional[AbsPath] = Field(None, description="Certificate chain (PEM); mode files only, and required there. letsencrypt derives /etc/letsencrypt/live/<domain>/fullchain.pem.")
+    certificate_key: Optional[AbsPath] = Field(None, description="Private key (PEM); mode files only, and required there. letsencrypt derives /etc/letsencrypt/live/<domain>/privkey.pem.")
+    profile: Literal["intermediate", "modern"] = Field("intermediate", description="Mozilla server-side TLS profile.")
+    hsts_seconds: Count = Field(63072000, description="Strict-Transport-Security max-age; 0 = no HSTS.")
+    hsts_include_subdomains: Flag = Field(True, description="HSTS includeSubDomains.")
+    hsts_preload: Flag = Field(False, description="HSTS preload; needs hsts_include_subdomains and hsts_seconds >= 31536000.")
 
 
 class Static(_Section):
     """STATIC_URL and STATIC_ROOT; nginx serves them."""
 
-    url: UrlPath = "/static/"
-    root: Optional[AbsPath] = Field(None, description="Default: /srv/<name>/static.")
+    url: UrlPath = Field("/static/", description="STATIC_URL: a URL path starting and ending with '/'.")
+    root: Optional[AbsPath] = Field(None, description="STATIC_ROOT; nginx serves it. Default: /srv/<name>/static.")
 
 
 class Media(_Section):
     """MEDIA_URL and MEDIA_ROOT; nginx serves them and never executes them."""
 
-    url: UrlPath = "/media/"
-    root: Optional[AbsPath] = Field(None, description="Default: /srv/<name>/media.")
-    shared: bool = Field(False, description="root is one shared file system (e.g. NFS) on every app host and nginx host; required for uploads when upstream.servers lists several hosts.")
+    url: UrlPath = Field("/media/", description="MEDIA_URL: a URL path starting and ending with '/', not static.url.")
+    root: Optional[AbsPath] = Field(None, description="MEDIA_ROOT; nginx serves it, never executes it. Default: /srv/<name>/media.")
+    shared: Flag = Field(False, description="root is one shared file system (e.g. NFS) on every app host and nginx host; required for uploads when upstream.servers lists several hosts.")
 
 
 class RateLimit(_Section):
     """A request rate limit for login paths."""
 
-    paths: list[UrlPath] = Field(default_factory=lambda: ["/admin/login/", "/accounts/login/"])
-    rate: Annotated[str, Field(pattern=r"^[1-9][0-9]*r/[sm]$")] = "10r/m"
-    burst: int = Field(5, ge=0, le=10000)
+    paths: list[UrlPath] = _list("Login URL paths to limit.", lambda: ["/admin/login/", "/accounts/login/"], unique=True)
+    rate: Annotated[str, Field(pattern=grammar.RATE.pattern), _JsonSchema(grammar.SCHEMAS["rate"])] = Field("10r/m", description="nginx limit_req rate per client address: N r/s or N r/m.")
+    burst: _whole(0, 10000) = Field(5, description="Requests allowed above the rate before nginx answers 429.")
 
 
 class Nginx(_Section):
     """The nginx the configs are written for, and its ports."""
 
-    version: NginxVersion = "1.22"
-    http_port: Port = 80
-    https_port: Port = 443
-    client_max_body_size: NginxSize = "10m"
-    ipv6: bool = Field(True, description="Listen on IPv6 beside IPv4.")
-    real_ip_from: list[IpOrNetwork] = Field(default_factory=list, description="Load balancers in front of nginx whose X-Forwarded-For is trusted (set_real_ip_from).")
-    login_rate_limit: Optional[RateLimit] = None
+    version: NginxVersion = Field("1.22", description='The nginx version the configs are for, quoted, like "1.22"; 1.19.4 or newer.')
+    http_port: Port = Field(80, description="Port of the HTTP server (which redirects to HTTPS when TLS is on).")
+    https_port: Port = Field(443, description="Port of the HTTPS server; differs from http_port.")
+    client_max_body_size: NginxSize = Field("10m", description="Largest request body: a number, optionally k, m or g.")
+    ipv6: Flag = Field(True, description="Listen on IPv6 beside IPv4.")
+    real_ip_from: list[TrustedNetwork] = _list("Load balancers in front of nginx whose X-Forwarded-For is trusted (set_real_ip_from).")
+    login_rate_limit: Optional[RateLimit] = Field(None, description="A request rate limit on login URLs. Default: none.")
 
 
 class Background(_Section):
     """A long-running (or scheduled) program beside the web app."""
 
-    name: Slug
+    model_config = ConfigDict(json_schema_extra=_when("schedule", {"type": "string"}, _fields(numprocs=_ONE)))
+
+    name: Slug = Field(description="Program name: a slug, unique, not web.", json_schema_extra={"not": {"const": WEB_PROGRAM}})
     command: Line = Field(description="First word is an executable in <venv>/bin, or manage.py.")
-    numprocs: int = Field(1, ge=1, le=64)
-    schedule: Optional[Line] = Field(None, description="systemd OnCalendar= expression: run periodically instead of continuously (systemd).")
-    stop_signal: Literal["TERM", "INT", "QUIT", "HUP"] = "TERM"
+    numprocs: _whole(1, 64) = Field(1, description="Processes to run (1 for a scheduled or singleton program).")
+    schedule: Optional[Line] = Field(None, description="systemd OnCalendar= expression: run periodically instead of continuously (systemd or both).",
+                                     json_schema_extra={"anyOf": [grammar.SCHEMAS["calendar"], {"type": "null"}]})
+    stop_signal: Literal["TERM", "INT", "QUIT", "HUP"] = Field("TERM", description="Signal that stops the program.")
     stop_timeout: Seconds = Field(60, description="Seconds to wait after stop_signal before SIGKILL.")
-    singleton: Optional[bool] = Field(None, description="Runs on exactly one host (a scheduler such as celery beat): numprocs 1, its own supervisor file, enabled on one host only. Default: true for `celery ... beat`.")
+    singleton: Optional[Flag] = Field(None, description="Runs on exactly one host (a scheduler such as celery beat): numprocs 1, its own supervisor file, enabled on one host only. Default: true for `celery ... beat`.")
 
 
 class Hosts(_Section):
     """Where each part runs: the hosts of the Ansible inventory."""
 
-    nginx: list[InventoryHost] = Field(default_factory=lambda: ["localhost"], min_length=1, description="The nginx host(s), the load balancer. Default: localhost (this host).")
+    nginx: list[InventoryHost] = _list("The nginx host(s), the load balancer. Default: localhost (this host).", lambda: ["localhost"], min_length=1)
     app: Optional[list[InventoryHost]] = Field(None, min_length=1, description="How Ansible reaches each app host, in the order of upstream.servers. Default: the host part of each upstream.servers address.")
     singleton: Optional[InventoryHost] = Field(None, description="The app host that runs the singleton background programs (celery beat). Default: the first app host.")
     ssh_user: Optional[UnixName] = Field(None, description="The SSH user Ansible logs in as. Default: Ansible's own.")
@@ -237,36 +389,41 @@ class Paths(_Section):
     """Run-time directories on the host."""
 
     run_dir: Optional[AbsPath] = Field(None, description="Sockets, pid files. Default: /run/<name>.")
-    log_dir: Optional[AbsPath] = Field(None, description="Default: /var/log/<name>.")
-    nginx_log_dir: AbsPath = "/var/log/nginx"
+    log_dir: Optional[AbsPath] = Field(None, description="App and process-manager logs. Default: /var/log/<name>.")
+    nginx_log_dir: AbsPath = Field("/var/log/nginx", description="nginx's log directory.")
 
 
 class Spec(_Section):
     """A djdeploy spec, version 1."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"$id": "https://example.invalid/djdeploy.schema.json"},
-    )
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"not": {"required": ["process_manager"], "properties": {"process_manager": {"enum": ["systemd", "both"]}}}},
+         "then": _fields(background={"items": _fields(schedule={"type": "null"})})},
+        _when("process_manager", {"enum": ["systemd", "both"]}, _fields(
+            django=_fields(root=_NOT_HOME, venv=_NOT_HOME), static=_fields(root=_NOT_HOME), media=_fields(root=_NOT_HOME))),
+        {"if": {"required": ["upstream"], "properties": {"upstream": {"type": "object", "required": ["servers"], "properties": {
+            "servers": {"contains": {"required": ["address"], "properties": {"address": {"not": {"pattern": _LOCAL_ADDRESS}}}}}}}}},
+         "then": {"required": ["app_server"], **_fields(app_server={
+             "type": "object", "required": ["trusted_proxies"], **_fields(trusted_proxies={"type": "array"})})}},
+    ]})
 
-    version: Literal[1]
-    name: Slug
-    domain: Hostname
-    aliases: list[Hostname] = Field(default_factory=list)
-    django: Django
-    app_server: AppServer = Field(default_factory=AppServer)
-    upstream: Optional[Upstream] = None
-    tls: Annotated[Tls, BeforeValidator(_section_off)] = Field(default_factory=Tls)
-    static: Static = Field(default_factory=Static)
-    media: Media = Field(default_factory=Media)
-    nginx: Nginx = Field(default_factory=Nginx)
-    process_manager: Literal["supervisor", "systemd", "both"] = "supervisor"
-    background: list[Background] = Field(default_factory=list)
-    hosts: Hosts = Field(default_factory=Hosts)
-    paths: Paths = Field(default_factory=Paths)
+    version: SpecVersion = Field(description="The spec format version: 1.")
+    name: Slug = Field(description="Names files, programs, the upstream and the socket: a lowercase letter, then up to 31 lowercase letters, digits or '-'.")
+    domain: Hostname = Field(description="Primary host name (server_name, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS).")
+    aliases: list[Hostname] = _list("Other host names; nginx 301-redirects them to domain.", unique=True)
+    django: Django = Field(description="The Django project and where it lives on the host.")
+    app_server: AppServer = _section(AppServer, "gunicorn or uvicorn, as it runs on each app host.")
+    upstream: Optional[Upstream] = Field(None, description="Load balancing over several app hosts. Default: nginx proxies to app_server.bind on this host.")
+    tls: Annotated[Tls, BeforeValidator(_section_off), _OrAlso({"enum": [False, "off"]})] = _section(Tls, "HTTPS at nginx. `tls: off` is short for `tls: {mode: off}`. Default: Let's Encrypt certificates for domain and aliases.")
+    static: Static = _section(Static, "STATIC_URL and STATIC_ROOT; nginx serves them.")
+    media: Media = _section(Media, "MEDIA_URL and MEDIA_ROOT; nginx serves them and never executes them.")
+    nginx: Nginx = _section(Nginx, "The nginx the configs are written for, and its ports.")
+    process_manager: Literal["supervisor", "systemd", "both"] = Field("supervisor", description="What runs the app server and background programs.")
+    background: list[Background] = _list("Long-running or scheduled programs beside the web app, such as celery.")
+    hosts: Hosts = _section(Hosts, "Where each part runs: the hosts of the Ansible inventory.")
+    paths: Paths = _section(Paths, "Run-time directories on the host.")
 
 
-WEB_PROGRAM = "web"
 LOOPBACK = ("127.0.0.1", "::1")
 STOP_MARGIN = 10
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
@@ -429,12 +586,6 @@ def _check_db_values(db: Database) -> list[Problem]:
     problems: list[Problem] = []
     if not grammar.IDENTIFIER_LIKE.fullmatch(db.name or ""):
         problems.append((("django", "database", "name"), "use letters, digits, '_' or '-' only"))
-    host = db.host or ""
-    checker = grammar.check_abs_path if host.startswith("/") else grammar.check_host
-    try:
-        checker(host)
-    except ValueError as e:
-        problems.append((("django", "database", "host"), str(e)))
     return problems
 
 
@@ -471,8 +622,6 @@ def _check_app_server(spec: Spec) -> list[Problem]:
                          "use kind: gunicorn with interface: asgi to recycle workers"))
     if a.threads > 1 and (a.kind == "uvicorn" or a.interface == "asgi"):
         problems.append((("app_server", "threads"), "threads is for gunicorn's WSGI gthread worker only"))
-    if a.graceful_timeout > 600:
-        problems.append((("app_server", "graceful_timeout"), "must be at most 600 seconds"))
     if a.trusted_proxies is None:
         problems.append((("app_server", "trusted_proxies"),
                          "required when upstream.servers lists other hosts: the addresses nginx connects from"))
@@ -600,8 +749,6 @@ def _check_background(spec: Spec) -> list[Problem]:
 
 
 
-# Characters an OnCalendar= expression uses (systemd.time(7)); nothing systemd reads as a specifier.
-_CALENDAR = re.compile(r"^[A-Za-z0-9 *:,./~+-]+$")
 # supervisor's ini parser starts an inline comment at ';' or '#' after whitespace (supervisor 4.3.0
 # UnhosedConfigParser, inline_comment_prefixes); no quoting escapes it.
 _SUPERVISOR_COMMENT = re.compile(r"\s[;#]")
@@ -662,7 +809,7 @@ def _schedule_problems(spec: Spec, program: Background) -> list[Problem]:
     if spec.process_manager == "supervisor":
         return [(("schedule",), "supervisor cannot run a program periodically; use process_manager: "
                  "systemd or both (a systemd timer), or a scheduler such as celery beat")]
-    if not _CALENDAR.match(program.schedule):
+    if not grammar.CALENDAR.fullmatch(program.schedule):
         return [(("schedule",), f"{program.schedule!r} is not a systemd OnCalendar expression "
                  "(like daily, hourly or Mon *-*-* 04:00:00)")]
     return []
@@ -675,10 +822,6 @@ def _check_home_paths(spec: Spec) -> list[Problem]:
     return [(loc, f"{path} is in a home directory, which the systemd units hide (ProtectHome=yes); "
                   "use /srv or /opt") for loc, path in fields.items()
             if any(_nested(path or "", home) for home in HOME_DIRS)]
-
-# nginx CHANGES 1.19.4: ssl_reject_handshake, which the catch-all default server is built on.
-NGINX_OLDEST = (1, 19, 4)
-
 
 def _check_nginx(spec: Spec) -> list[Problem]:
     """Rules for what the nginx site is built from."""
@@ -780,7 +923,28 @@ def validate_data(data: Any, *, source: str = "<spec>", where: SourceMap | None 
     return spec
 
 
+SCHEMA_FILE = "djdeploy.schema.json"
+SCHEMA_MARKER = "djdeploy:generated"
+
+
 def schema_json() -> str:
-    """The JSON Schema of the spec, as committed in schemas/djdeploy.schema.json."""
-    schema = {"$schema": "http://json-schema.org/draft-07/schema#", **Spec.model_json_schema()}
+    """The JSON Schema (draft-07) of the spec, as committed in schemas/djdeploy.schema.json."""
+    schema = Spec.model_json_schema(ref_template="#/definitions/{model}")
+    schema["definitions"] = schema.pop("$defs")
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#",
+              "$comment": f"{SCHEMA_MARKER}: the JSON Schema of a djdeploy spec; "
+                          f"`djdeploy schema --out {SCHEMA_FILE}` rewrites it. Do not edit.",
+              **_draft_07_refs(schema)}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _draft_07_refs(node: Any) -> Any:
+    """Draft-07 ignores the keywords beside a $ref, so a $ref with siblings moves into allOf."""
+    if isinstance(node, list):
+        return [_draft_07_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _draft_07_refs(value) for key, value in node.items()}
+    if "$ref" in node and len(node) > 1:
+        node["allOf"] = [{"$ref": node.pop("$ref")}, *node.get("allOf", [])]
+    return node

@@ -16,7 +16,7 @@ import yaml
 
 from scaffold import grammar
 from scaffold.errors import AnswerError, SpecError
-from scaffold.spec import AppServer, Spec, Tls, validate_data
+from scaffold.spec import SCHEMA_FILE, AppServer, Spec, Tls, validate_data
 
 Answers = dict[str, Any]
 Ask = Callable[[str, Optional[str]], str]
@@ -24,7 +24,8 @@ Ask = Callable[[str, Optional[str]], str]
 Warn = Callable[[str], None]
 
 NONE = "none"
-SCHEMA_URL: str = Spec.model_config["json_schema_extra"]["$id"]
+# init writes the schema beside the spec; a relative path works offline and moves with both files.
+SCHEMA_REF = f"./{SCHEMA_FILE}"
 
 
 def _parse_text(text: str) -> str:
@@ -298,9 +299,10 @@ def dump_spec(data: dict[str, Any]) -> str:
     rows = list(_rows(data, ()))
     column = max(32, *(len(text) + 2 for text, _ in rows))  # SPEC.md's comment column
     body = "".join(f"{text:<{column}}# {comment}\n" if comment else f"{text}\n" for text, comment in rows)
-    text = (f"# yaml-language-server: $schema={SCHEMA_URL}\n"
+    text = (f"# yaml-language-server: $schema={SCHEMA_REF}\n"
             "# Written by `djdeploy init`. Fields left out take their defaults, most derived from\n"
-            "# `name`; `djdeploy schema` describes every field. Check: `djdeploy validate <this file>`.\n"
+            f"# `name`; {SCHEMA_FILE} beside this file describes every field (`djdeploy schema\n"
+            f"# --out {SCHEMA_FILE}` rewrites it). Check: `djdeploy validate <this file>`.\n"
             + body)
     if yaml.safe_load(text) != data:
         raise AssertionError(f"bug: the YAML written for {data!r} reads back differently")

@@ -166,6 +166,40 @@ def write_new_file(path: Path, text: str, *, force: bool) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def check_generated_destination(path: Path, force: bool) -> None:
+    """Refuse a *path* holding a file djdeploy did not generate (without *force*)."""
+    old = _read_text(path)
+    if old is not None and MARKER not in old and not force:
+        raise OutputError(f"{path} exists and was not written by djdeploy; pass --force to overwrite it")
+
+
+def write_generated_file(path: Path, text: str, *, force: bool = False) -> bool:
+    """Write a generated file (*text* holds the marker) over an older generated one; False if unchanged.
+
+    A file without the marker is someone's own and stays, unless *force*.
+    """
+    check_generated_destination(path, force)
+    if _read_text(path) == text:
+        return False
+    write_new_file(path, text, force=True)
+    return True
+
+
+def write_spec_with_schema(spec: Path, spec_text: str, schema: Path, schema_text: str, *, force: bool) -> None:
+    """init's two files: the schema the spec's first line points at, then the spec.
+
+    If the spec cannot be written, a schema file made just now is removed again.
+    """
+    created = not (schema.exists() or schema.is_symlink())
+    write_generated_file(schema, schema_text, force=force)
+    try:
+        write_new_file(spec, spec_text, force=force)
+    except BaseException:
+        if created:
+            _unlink_quietly(schema)
+        raise
+
+
 def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
     if force:
         os.replace(tmp, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import yaml
 from scaffold import cli, wizard
 from scaffold.cli import app
 from scaffold.errors import SpecExistsError
-from scaffold.spec import Spec, load_spec
+from scaffold.spec import Spec, load_spec, schema_json
 from scaffold.writer import write_new_file
 from support import TESTS
 
@@ -45,7 +46,8 @@ def test_happy_path_writes_the_answers_in_spec_order(runner, terminal, tmp_path:
     assert result.exit_code == 0, result.output
     assert "Name (a slug naming files, programs and the socket) [shop]:" in result.output
     text = spec.read_text()
-    assert text.startswith(f"# yaml-language-server: $schema={Spec.model_config['json_schema_extra']['$id']}\n")
+    assert text.startswith("# yaml-language-server: $schema=./djdeploy.schema.json\n")
+    assert (tmp_path / "djdeploy.schema.json").read_text() == schema_json()
     assert yaml.safe_load(text) == {
         "version": 1, "name": "shop", "domain": "shop.example.com", "aliases": ["www.shop.example.com"],
         "django": {"project": "shop"}, "app_server": {"kind": "gunicorn", "interface": "asgi", "workers": 4},
@@ -167,7 +169,45 @@ def test_refuses_to_overwrite_without_force(runner, tmp_path: Path) -> None:
     assert spec.read_text() == "hand-written\n"
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     assert load_spec(spec).name == "shop"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["djdeploy.schema.json", "spec.yaml"]
+
+
+def test_modeline_names_the_schema_beside_the_spec(runner, tmp_path: Path) -> None:
+    """The editor's path resolves from the spec's folder to the schema file, offline."""
+    spec = tmp_path / "site" / "spec.yaml"
+    spec.parent.mkdir()
+    args = ["init", str(spec), "--defaults", "--domain", "shop.example.com"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "djdeploy.schema.json" in result.output
+    first = spec.read_text().splitlines()[0]
+    prefix = "# yaml-language-server: $schema="
+    assert first.startswith(prefix)
+    target = (spec.parent / first.removeprefix(prefix)).resolve()
+    assert target == (spec.parent / "djdeploy.schema.json").resolve()
+    assert json.loads(target.read_text()) == json.loads(schema_json())
+    assert "://" not in first
+
+
+def test_an_older_schema_beside_the_spec_is_replaced(runner, tmp_path: Path) -> None:
+    schema = tmp_path / "djdeploy.schema.json"
+    schema.write_text('{"$comment": "djdeploy:generated: an older version"}\n')
+    args = ["init", str(tmp_path / "spec.yaml"), "--defaults", "--domain", "shop.example.com"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert schema.read_text() == schema_json()
+
+
+def test_a_hand_written_file_named_like_the_schema_is_kept(runner, tmp_path: Path) -> None:
+    schema = tmp_path / "djdeploy.schema.json"
+    schema.write_text("{}\n")
+    args = ["init", str(tmp_path / "spec.yaml"), "--defaults", "--domain", "shop.example.com"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "was not written by djdeploy; pass --force" in result.output
+    assert schema.read_text() == "{}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["djdeploy.schema.json"]
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert schema.read_text() == schema_json()
 
 
 def test_write_refuses_a_file_that_appeared_meanwhile(tmp_path: Path) -> None:

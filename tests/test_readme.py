@@ -26,8 +26,10 @@ def reference_table(schema: dict[str, Any]) -> str:
 
 
 def _resolve(schema: dict, prop: dict) -> dict:
+    if len(prop.get("allOf", [])) == 1 and "$ref" in prop["allOf"][0]:     # draft-07's $ref with siblings
+        prop = {**prop["allOf"][0], **{k: v for k, v in prop.items() if k != "allOf"}}
     while "$ref" in prop:
-        prop = {**schema["$defs"][prop["$ref"].split("/")[-1]], **{k: v for k, v in prop.items() if k != "$ref"}}
+        prop = {**schema["definitions"][prop["$ref"].split("/")[-1]], **{k: v for k, v in prop.items() if k != "$ref"}}
     for key in ("anyOf", "oneOf"):
         objects = [p for p in prop.get(key, []) if "$ref" in p]
         if len(objects) == 1:
@@ -52,8 +54,10 @@ def _value(schema: dict, prop: dict) -> str:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in prop.get("enum", [prop.get("const")]))
     if "properties" in prop:
         return "section"
-    kinds = [p.get("type") or ("`" + json.dumps(p["const"]) + "`" if "const" in p else "")
-             for p in prop.get("anyOf", prop.get("oneOf", [prop]))]
+    choices = prop.get("anyOf", prop.get("oneOf", [prop]))
+    if any(p.get("type") in ("integer", "boolean") for p in choices):   # not their quoted forms
+        choices = [p for p in choices if p.get("type") != "string" and "enum" not in p]
+    kinds = [p.get("type") or ("`" + json.dumps(p["const"]) + "`" if "const" in p else "") for p in choices]
     words = [k if isinstance(k, str) else "/".join(k) for k in kinds if k and k != "null"]
     if prop.get("type") == "array":
         item = _resolve(schema, prop.get("items", {}))
