@@ -543,6 +543,8 @@ _GRAMMAR_SEEDS: dict[str, tuple[Callable[[str], object], list[str]]] = {
         "10.0.0.1", "10.0.0.0/8", "10.0.0.0/08", "10.0.0.0/255.0.0.0", "10.0.0.0/33", "::1", "::/0", "::/128",
         "::/129", "fe80::1%eth0", "::ffff:1.2.3.4", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::1:2:3:4:5:6:7",
         "1:2:3:4:5:6::7", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:1.2.3.4", "1::1.2.3.4", "12345::"]),
+    "inventory_host": (grammar.check_inventory_host, ["localhost", "app1.example.com", "10.0.0.11", "::1", "fe80::1%1",
+                                                      "App1", "1.2.3", "010.0.0.1"]),
     "db_host": (grammar.check_db_host, ["127.0.0.1", "::1", "db.example.org", "DB", "fe80::1%1", "/run/pg", "1.2.3"]),
     "line": (grammar.check_line, ["abc", "", "a\tb", "a\x7f", "é ☃"]),
     "django_check_id": (grammar.check_django_check_id, [
