@@ -154,7 +154,8 @@ def schema(
     path = out / SCHEMA_FILE if out.is_dir() else out
     with _user_errors():
         changed = writer.write_generated_file(path, schema_json(), force=force)
-    typer.echo(f"{'wrote' if changed else 'up to date:'} {path}", err=True)
+    typer.echo(f"{'wrote' if changed else 'up to date:'} {path}; a spec beside it points at it with the first "
+               f"line  # yaml-language-server: $schema=./{path.name}", err=True)
 
 
 @app.command()

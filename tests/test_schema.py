@@ -611,6 +611,7 @@ def test_schema_out_writes_the_file_and_replaces_only_its_own(runner, tmp_path: 
     target = tmp_path / SCHEMA_FILE
     result = runner.invoke(app, ["schema", "--out", str(tmp_path)])
     assert result.exit_code == 0 and f"wrote {target}" in result.output
+    assert "# yaml-language-server: $schema=./djdeploy.schema.json" in result.output
     assert target.read_text() == schema_json()
     again = runner.invoke(app, ["schema", "--out", str(target)])
     assert again.exit_code == 0 and "up to date" in again.output
