@@ -115,6 +115,7 @@ def context(spec: Spec) -> dict[str, Any]:
         "hosts": host_settings(spec),
         "https": https_settings(spec),
         "data": data_settings(spec),
+        "sqlite_move": sqlite_relocation(spec),
         "files": file_settings(spec),
         "admins": list(spec.django.admins),
         "mail": mail_settings(spec),
@@ -187,6 +188,22 @@ def data_settings(spec: Spec) -> list[Setting]:
         found.append(Setting("CACHES", {"default": {"BACKEND": CACHE_BACKENDS[cache.backend],
                                                     "LOCATION": cache.location}}))
     return found
+
+
+def sqlite_file(spec: Spec) -> str:
+    """Where SQLite keeps its file on the host when the spec leaves the database to the base settings."""
+    return f"/var/lib/{spec.name}/db.sqlite3"
+
+
+def sqlite_relocation(spec: Spec) -> dict[str, str] | None:
+    """With no django.database: move a base-settings SQLite file out of the read-only code directory.
+
+    startproject's settings put it at BASE_DIR / "db.sqlite3", inside django.root, which the runbook
+    makes root's and read-only to the app, so `migrate` fails with "unable to open database file".
+    """
+    if spec.django.database is not None:
+        return None
+    return {"code_dir": str(spec.django.root), "file": sqlite_file(spec)}
 
 
 def database(spec: Spec) -> dict[str, Any]:

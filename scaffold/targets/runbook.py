@@ -25,6 +25,7 @@ NGINX_ENABLED = "/etc/nginx/sites-enabled"
 TMPFILES_DIR = "/etc/tmpfiles.d"
 SHARED_DIR_MODE = 0o2750  # owner rwx, nginx's group r-x, setgid so new files get nginx's group
 PRIVATE_DIR_MODE = 0o750
+SQLITE_FILE_MODE = 0o640  # the app user reads and writes, its group reads, nobody else
 # Enough entropy for SECRET_KEY (Django's get_random_secret_key makes 50 characters).
 KEY_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(50), end=\"\")'"
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}
@@ -52,7 +53,7 @@ def context(spec: Spec) -> dict[str, Any]:
         "home": q(PurePosixPath(d.root or "").parent), "root": q(d.root), "venv": q(d.venv),
         "manage_py": q(f"{d.root}/manage.py"), "python": q(f"{d.venv}/bin/python"),
         "pip_packages": " ".join(q(p) for p in app_server_packages(spec)),
-        "directories": directories(spec), "installs": rendered_installs(spec),
+        "directories": directories(spec), "sqlite": sqlite_file(spec), "installs": rendered_installs(spec),
         "executables": sorted({q(p.argv[0]) for p in programs(spec)}),
         "secrets": [(name, q(path)) for name, path in secret_files(spec).items()],
         "key_command": KEY_COMMAND, "secret_mode": f"{SECRET_FILE_MODE:04o}",
@@ -99,6 +100,21 @@ def directories(spec: Spec) -> list[tuple[str, str, str, str, str]]:
     if sqlite_dir and sqlite_dir != state_dir(spec):
         found.append((user, group, PRIVATE_DIR_MODE, sqlite_dir, "the sqlite database"))
     return [(q(o), q(g), f"{m:04o}", q(p), why) for o, g, m, p, why in found]
+
+
+def sqlite_file(spec: Spec) -> dict[str, str] | None:
+    """The SQLite file, made before the app first opens it so that it is never world-readable.
+
+    SQLite creates a missing file with the process's umask (0644 under supervisor) and gives its
+    journal and WAL files the database file's mode (sqlite.org/src, os_unix.c findCreateFileMode).
+    """
+    db = spec.django.database
+    if db is not None and db.engine != "sqlite":
+        return None
+    path = db.name if db is not None else django_target.sqlite_file(spec)
+    used = "" if db is not None else " (used only if the base settings keep SQLite)"
+    return {"path": q(path), "owner": q(spec.django.user), "group": q(spec.django.group),
+            "mode": f"{SQLITE_FILE_MODE:04o}", "why": f"the SQLite database{used}"}
 
 
 def rendered_installs(spec: Spec) -> list[tuple[str, str, str]]:

@@ -135,6 +135,26 @@ SECURE_REFERRER_POLICY = 'same-origin'
 SECURE_CROSS_ORIGIN_OPENER_POLICY = 'same-origin'
 X_FRAME_OPTIONS = 'DENY'
 
+# Data: the base settings' database stands. If it is an SQLite file inside the code directory
+# (startproject's BASE_DIR / "db.sqlite3"), it moves to the state directory: the app may only read
+# the code, and SQLite must write its file and a journal beside it. INSTALL.md creates the file.
+_CODE_DIR = '/srv/blog/app'
+_SQLITE_FILE = '/var/lib/blog/db.sqlite3'
+
+
+def _in_code_dir(name):
+    """Whether an SQLite NAME (relative ones open in the working directory, the code) is in the code."""
+    if not name or str(name) == ":memory:" or str(name).startswith("file:"):
+        return False
+    path = os.path.realpath(os.path.join(_CODE_DIR, os.fspath(name)))
+    code = os.path.realpath(_CODE_DIR)
+    return os.path.commonpath([path, code]) == code
+
+
+_BASE_DATABASE = globals().get("DATABASES", {}).get("default", {})
+if _BASE_DATABASE.get("ENGINE") == "django.db.backends.sqlite3" and _in_code_dir(_BASE_DATABASE.get("NAME")):
+    DATABASES = {**DATABASES, "default": {**_BASE_DATABASE, "NAME": _SQLITE_FILE}}
+
 # Static files and uploads
 
 STATIC_URL = '/static/'
