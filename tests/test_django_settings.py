@@ -279,10 +279,12 @@ def load_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         if name.startswith(("DJANGO_SECRET", "DATABASE_PASSWORD", "EMAIL_HOST_PASSWORD", "CREDENTIALS")):
             monkeypatch.delenv(name)
 
-    def load(spec: Spec) -> dict:
+    def load(spec: Spec, **base_values: object) -> dict:
         package, base = str(spec.django.base_settings).rsplit(".", 1)
+        base_module = types.ModuleType(f"{package}.{base}")
+        base_module.__dict__.update(base_values)
         monkeypatch.setitem(sys.modules, package, types.ModuleType(package))
-        monkeypatch.setitem(sys.modules, f"{package}.{base}", types.ModuleType(f"{package}.{base}"))
+        monkeypatch.setitem(sys.modules, f"{package}.{base}", base_module)
         namespace: dict = {"__name__": str(spec.django.settings_module)}
         exec(compile(_rendered_module(spec), "settings.py", "exec"), namespace)  # noqa: S102
         return namespace
@@ -446,3 +448,19 @@ def test_format_literal_is_python_and_fits_the_line(value) -> None:
         assert text == "[_read_secret('X')]"
     else:
         assert ast.literal_eval(text) == value
+
+
+@pytest.mark.parametrize(("name", "moved"), [
+    ("/srv/blog/app/db.sqlite3", True),
+    ("db.sqlite3", True),  # relative: opened in the working directory, the code
+    ("/srv/blog/app/../app/data/x.db", True),
+    ("/var/lib/other/db.sqlite3", False),
+    (":memory:", False),
+])
+def test_base_sqlite_inside_the_code_moves_to_the_state_directory(load_settings, monkeypatch, name,
+                                                                 moved) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    base = {"ENGINE": "django.db.backends.sqlite3", "NAME": Path(name) if name.startswith("/") else name}
+    default = load_settings(CASES["minimal"], DATABASES={"default": base})["DATABASES"]["default"]
+    assert default["NAME"] == ("/var/lib/blog/db.sqlite3" if moved else base["NAME"])
+    assert default["ENGINE"] == base["ENGINE"]
