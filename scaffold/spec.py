@@ -216,6 +216,8 @@ class Database(_Section):
     host: Optional[DbHost] = Field(None, description="Host name, IP address, or the absolute path of a unix socket directory. Default: 127.0.0.1 (not used by sqlite).")
     port: Optional[Port] = Field(None, description="Default: 5432 (postgresql), 3306 (mysql); not used by sqlite.")
     conn_max_age: _whole(0, 3600) = Field(60, description="Seconds a WSGI worker keeps a connection (CONN_MAX_AGE); ASGI always uses 0.")
+    statement_timeout: Optional[_whole(0, 86400)] = Field(None, description="Seconds one SQL statement may run before the server cancels it (postgresql statement_timeout; mysql: the client's read/write timeout); 0 = no limit. Default: app_server.timeout.")
+    pool_max_size: _whole(1, 1000) = Field(4, description="postgresql under ASGI: connections in each process's psycopg pool (OPTIONS pool max_size).")
 
 
 class Cache(_Section):

@@ -214,6 +214,23 @@ def test_gunicorn_tcp_trusts_forwarded_headers_from_trusted_proxies_only(
         assert echo["remote_addr"] == ("203.0.113.9" if scheme == "https" else "127.0.0.1")
 
 
+@pytest.mark.parametrize("variant", ["sync-tcp", "gthread-tcp-auto", "asgi-tcp"])
+def test_gunicorn_timeout_bounds_a_request_only_where_its_comment_says(variant: str, run_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """A request three times longer than timeout: the sync worker is killed, the others answer."""
+    spec, path = render_one(project_data(run_dir, **GUNICORN_VARIANTS[variant], timeout=1), tmp_path)
+    host, port = spec.app_server.bind.rsplit(":", 1)
+    bounded = gunicorn_target.bounds_requests(spec)
+    assert ("this bounds every request" in path.read_text()) is bounded
+    with _running([*gunicorn_target.command(spec)[:2], str(path)], spec) as proc:
+        _wait_for(lambda: _tcp_get(host, int(port), "/whoami/"), proc)
+        try:
+            outcome: object = _tcp_get(host, int(port), "/slow/?seconds=3")["slept"]
+        except (http.client.RemoteDisconnected, ConnectionResetError, AssertionError):
+            outcome = "worker killed"
+    assert outcome == ("worker killed" if bounded else 3.0)
+
+
 # --- uvicorn: the launcher on a socket the "process manager" (this test) owns -------------------
 
 def test_uvicorn_settings_are_uvicorn_config_arguments(tmp_path: Path) -> None:

@@ -14,19 +14,23 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scaffold.errors import SpecError
 from scaffold.render import render_all
-from scaffold.spec import Spec, load_spec, parse_spec
+from scaffold.spec import Spec, load_spec, parse_spec, validate_data
 from scaffold.targets import django as target
-from support import TESTS, UNDER_CI, example_paths
+from support import TESTS, UNDER_CI, example_paths, require_tool
 
 DJPROJECT = TESTS / "djproject"
 # Passes security.W009: 62 characters, many distinct, no django-insecure- prefix.
@@ -171,17 +175,18 @@ def _unavailable(message: str) -> None:
 
 @pytest.fixture(scope="session")
 def django6_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The python of a venv with the newest Django 6.x (and psycopg, for the postgresql specs)."""
+    """The python of a venv with the newest Django 6.x (psycopg and its pool, redis: the specs' backends)."""
     venv = Path(os.environ.get(DJANGO6_VENV_VARIABLE) or tmp_path_factory.mktemp("django6") / "venv")
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import django, psycopg; assert django.VERSION >= (6,)"]
+    probe = [str(python), "-c", "import django, psycopg, psycopg_pool, redis; assert django.VERSION >= (6,)"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return str(python)
     base = _python312()
     if base is None:
         _unavailable("no Python 3.12 to run Django 6.x")
     steps = [[base, "-m", "venv", "--clear", str(venv)],
-             [str(python), "-m", "pip", "install", "-q", "django>=6", "psycopg[binary]>=3.1"]]
+             [str(python), "-m", "pip", "install", "-q", "django>=6", "psycopg[binary,pool]>=3.1",
+              "redis>=5"]]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
@@ -364,7 +369,7 @@ def test_key_fallbacks_are_optional_and_split_on_whitespace(load_settings, monke
     assert load_settings(CASES["minimal"])["SECRET_KEY_FALLBACKS"] == keys
 
 
-def test_mysql_settings_import_with_utf8mb4(load_settings, monkeypatch) -> None:
+def test_mysql_settings_import_with_utf8mb4_and_timeouts(load_settings, monkeypatch) -> None:
     """No MySQL driver here, so check --deploy cannot load the backend: the module is executed only."""
     spec = parse_spec(MINIMAL + "  database:\n    engine: mysql\n")
     monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
@@ -372,7 +377,8 @@ def test_mysql_settings_import_with_utf8mb4(load_settings, monkeypatch) -> None:
     default = load_settings(spec)["DATABASES"]["default"]
     assert default == {"ENGINE": "django.db.backends.mysql", "NAME": "blog", "USER": "blog", "PASSWORD": "pw",
                        "HOST": "127.0.0.1", "PORT": "3306", "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True,
-                       "OPTIONS": {"charset": "utf8mb4"}}
+                       "OPTIONS": {"charset": "utf8mb4", "connect_timeout": 5, "read_timeout": 30,
+                                   "write_timeout": 30}}
 
 
 # Decisions, from the spec alone --------------------------------------------------------------------
@@ -404,7 +410,8 @@ def test_memcached_location_is_passed_as_pymemcache_reads_it() -> None:
     spec = parse_spec(MINIMAL + "  cache: {backend: memcached, location: 'unix:/run/memcached/m.sock'}\n")
     (caches,) = target.data_settings(spec)
     assert caches.value == {"default": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-                                        "LOCATION": "unix:/run/memcached/m.sock"}}
+                                        "LOCATION": "unix:/run/memcached/m.sock",
+                                        "OPTIONS": {"connect_timeout": 5, "timeout": 5}}}
 
 
 def test_origins_carry_the_scheme_and_a_non_default_port() -> None:
@@ -464,3 +471,108 @@ def test_base_sqlite_inside_the_code_moves_to_the_state_directory(load_settings,
     default = load_settings(CASES["minimal"], DATABASES={"default": base})["DATABASES"]["default"]
     assert default["NAME"] == ("/var/lib/blog/db.sqlite3" if moved else base["NAME"])
     assert default["ENGINE"] == base["ENGINE"]
+
+
+# Backing services that are slow or never answer: the rendered timeouts, through Django's backends ----
+
+DB_PROBE = """\
+import json, sys, time, django
+django.setup()
+from django.db import connection
+from django.core.cache import cache
+
+def timed(action):
+    start = time.monotonic()
+    try:
+        result = action()
+    except Exception as error:
+        cause = error.__cause__ or error
+        result = type(cause).__module__ + "." + type(cause).__name__
+    return {"result": result, "seconds": round(time.monotonic() - start, 1)}
+
+def query(sql):
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+facts = {}
+for what in sys.argv[1:]:
+    if what == "sleep":
+        facts[what] = timed(lambda: query("select pg_sleep(4)"))
+    elif what == "quick":
+        facts[what] = timed(lambda: query("select 1"))
+        facts["pool_max_size"] = connection.pool.max_size if connection.pool else None
+    elif what == "cache":
+        facts[what] = timed(lambda: cache.get("key"))
+print(json.dumps(facts))
+"""
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway PostgreSQL server on a unix socket only (no TCP); yields the socket directory."""
+    initdb, pg_ctl = require_tool("initdb", "for the database timeouts"), require_tool("pg_ctl")
+    base = Path(tempfile.mkdtemp(prefix="djdeploy-pg-", dir="/tmp"))
+    base.chmod(0o755)
+    # PostgreSQL refuses to run as root.
+    user = {"user": "nobody", "group": "nogroup"} if os.geteuid() == 0 else {}
+    shutil.chown(base, *user.values()) if user else None
+    data, log = base / "data", base / "log"
+    run = lambda *argv: subprocess.run(argv, check=True, capture_output=True, timeout=60, **user)  # noqa: E731
+    run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust")
+    run(pg_ctl, "-D", str(data), "-l", str(log), "-w", "-o", f"-c listen_addresses='' -k {base}", "start")
+    try:
+        yield str(base)
+    finally:
+        subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60,
+                       **user)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A loopback port whose kernel completes the TCP handshake and where nothing ever answers."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        yield listener.getsockname()[1]
+
+
+def _probe_services(python: str, tmp_path: Path, spec: Spec, *what: str) -> dict:
+    site = _make_site(tmp_path, spec)
+    (site / "db_probe.py").write_text(DB_PROBE, encoding="utf-8")
+    done = _run(python, site, spec, [str(site / "db_probe.py"), *what], _secrets_env(spec))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _postgres_spec(host: str, port: int = 5432, **app_server: object) -> Spec:
+    database = {"engine": "postgresql", "name": "postgres", "user": "postgres", "host": host, "port": port}
+    return validate_data(yaml.safe_load(MINIMAL) | {"app_server": {"timeout": 1, **app_server}} | {
+        "django": {"project": "blog", "database": database}})
+
+
+def test_postgresql_cancels_a_statement_longer_than_the_app_timeout(python: str, postgres: str,
+                                                                    tmp_path: Path) -> None:
+    facts = _probe_services(python, tmp_path, _postgres_spec(postgres), "quick", "sleep")
+    assert facts["quick"]["result"] == 1 and facts["pool_max_size"] is None  # WSGI: no pool
+    assert facts["sleep"]["result"] == "psycopg.errors.QueryCanceled"
+    assert facts["sleep"]["seconds"] < 3  # statement_timeout 1000 ms, not pg_sleep's 4 s
+
+
+def test_postgresql_under_asgi_borrows_from_a_pool(python: str, postgres: str, tmp_path: Path) -> None:
+    spec = _postgres_spec(postgres, kind="uvicorn", workers=2)
+    facts = _probe_services(python, tmp_path, spec, "quick", "sleep")
+    assert facts["quick"]["result"] == 1 and facts["pool_max_size"] == spec.django.database.pool_max_size
+    assert facts["sleep"]["result"] == "psycopg.errors.QueryCanceled"
+
+
+def test_an_unanswering_database_costs_the_connect_timeout(silent_server: int, tmp_path: Path) -> None:
+    facts = _probe_services(sys.executable, tmp_path, _postgres_spec("127.0.0.1", silent_server), "quick")
+    assert facts["quick"]["result"] == "psycopg.errors.ConnectionTimeout"
+    assert target.CONNECT_TIMEOUT - 1 <= facts["quick"]["seconds"] < target.CONNECT_TIMEOUT + 3
+
+
+def test_an_unanswering_redis_costs_the_socket_timeout(silent_server: int, tmp_path: Path) -> None:
+    spec = parse_spec(MINIMAL + f"  cache: {{location: 'redis://127.0.0.1:{silent_server}/0'}}\n")
+    facts = _probe_services(sys.executable, tmp_path, spec, "cache")
+    assert facts["cache"]["result"] == "redis.exceptions.TimeoutError"
+    assert facts["cache"]["seconds"] < target.CACHE_TIMEOUT + 3

@@ -33,6 +33,14 @@ DEPRECATED_EMAIL_SETTINGS = ("EMAIL_BACKEND", "EMAIL_FILE_PATH", "EMAIL_HOST", "
                              "EMAIL_TIMEOUT", "EMAIL_USE_SSL", "EMAIL_USE_TLS")
 ENGINES = {"postgresql": "django.db.backends.postgresql", "mysql": "django.db.backends.mysql",
            "sqlite": "django.db.backends.sqlite3"}
+# Seconds to wait for a database or cache server to accept a connection: an unreachable one then
+# costs a request this long instead of the kernel's TCP retries (minutes). The same as nginx's
+# proxy_connect_timeout.
+CONNECT_TIMEOUT = 5
+# Seconds one cache command may take; a healthy cache answers in milliseconds.
+CACHE_TIMEOUT = 5
+# Seconds an ASGI request waits for a free connection of its process's pool (psycopg_pool timeout).
+POOL_TIMEOUT = 10
 DATABASE_OPTIONS: dict[str, dict[str, str]] = {
     "postgresql": {},
     # Django's MySQL backend defaults to utf8 (3-byte); utf8mb4 stores every Unicode character.
@@ -183,10 +191,9 @@ def data_settings(spec: Spec) -> list[Setting]:
     found = []
     if spec.django.database is not None:
         found.append(Setting("DATABASES", {"default": database(spec)}, connection_reason(spec)))
-    cache = spec.django.cache
-    if cache is not None:
-        found.append(Setting("CACHES", {"default": {"BACKEND": CACHE_BACKENDS[cache.backend],
-                                                    "LOCATION": cache.location}}))
+    if spec.django.cache is not None:
+        found.append(Setting("CACHES", {"default": cache(spec)},
+                             "timeouts so that a cache that stops answering costs seconds, not every worker"))
     return found
 
 
@@ -217,17 +224,74 @@ def database(spec: Spec) -> dict[str, Any]:
     asgi = spec.app_server.interface == "asgi"
     entry["CONN_MAX_AGE"] = 0 if asgi else db.conn_max_age
     entry["CONN_HEALTH_CHECKS"] = entry["CONN_MAX_AGE"] > 0
-    if DATABASE_OPTIONS[db.engine]:
-        entry["OPTIONS"] = DATABASE_OPTIONS[db.engine]
+    options = {**DATABASE_OPTIONS[db.engine], **database_timeouts(spec)}
+    if uses_pool(spec):
+        options["pool"] = {"min_size": 1, "max_size": db.pool_max_size, "timeout": POOL_TIMEOUT}
+    if options:
+        entry["OPTIONS"] = options
+    return entry
+
+
+def statement_timeout(spec: Spec) -> int:
+    """Seconds one SQL statement may run: django.database.statement_timeout, else the app's timeout."""
+    db = spec.django.database
+    chosen = db.statement_timeout if db is not None else None
+    return spec.app_server.timeout if chosen is None else chosen
+
+
+def database_timeouts(spec: Spec) -> dict[str, Any]:
+    """Connect and statement limits, in each driver's own OPTIONS names.
+
+    PostgreSQL: libpq's connect_timeout, and statement_timeout (milliseconds) set at connection start
+    through the `options` parameter (postgresql.org/docs/current/libpq-connect.html). MySQL:
+    mysqlclient's connect_timeout, read_timeout and write_timeout (seconds; libmysqlclient tries a
+    read up to three times, MYSQL_OPT_READ_TIMEOUT). SQLite has no server to wait for.
+    """
+    db, limit = spec.django.database, statement_timeout(spec)
+    assert db is not None
+    if db.engine == "postgresql":
+        found: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
+        return found | ({"options": f"-c statement_timeout={limit * 1000}"} if limit else {})
+    if db.engine == "mysql":
+        found = {"connect_timeout": CONNECT_TIMEOUT}
+        return found | ({"read_timeout": limit, "write_timeout": limit} if limit else {})
+    return {}
+
+
+def uses_pool(spec: Spec) -> bool:
+    """PostgreSQL under ASGI: psycopg 3's pool (Django >= 5.1), since persistent connections are off there."""
+    db = spec.django.database
+    return db is not None and db.engine == "postgresql" and spec.app_server.interface == "asgi"
+
+
+def cache(spec: Spec) -> dict[str, Any]:
+    """CACHES['default'], with connect and command timeouts in the client library's own names.
+
+    redis-py takes socket_connect_timeout and socket_timeout (Django passes OPTIONS to its
+    connection pool); pymemcache's HashClient takes connect_timeout and timeout.
+    """
+    c = spec.django.cache
+    assert c is not None
+    entry: dict[str, Any] = {"BACKEND": CACHE_BACKENDS[c.backend], "LOCATION": c.location}
+    if c.backend == "redis":
+        entry["OPTIONS"] = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": CACHE_TIMEOUT}
+    elif c.backend == "memcached":
+        entry["OPTIONS"] = {"connect_timeout": CONNECT_TIMEOUT, "timeout": CACHE_TIMEOUT}
     return entry
 
 
 def connection_reason(spec: Spec) -> str:
     """Why connections live as long as they do (docs/ref/databases.txt, "Persistent connections")."""
+    limit = statement_timeout(spec)
+    bound = (f"; a statement may run {limit}s (django.database.statement_timeout)" if limit
+             else "; statements have no time limit")
+    if uses_pool(spec):
+        return ("ASGI: persistent connections off (CONN_MAX_AGE 0, Django's docs), each process "
+                "borrowing from a psycopg pool of django.database.pool_max_size connections" + bound)
     if spec.app_server.interface == "asgi":
-        return "ASGI: Django's docs say to turn persistent connections off (CONN_MAX_AGE 0)"
+        return "ASGI: Django's docs say to turn persistent connections off (CONN_MAX_AGE 0)" + bound
     return ("WSGI: each worker keeps its connection for django.database.conn_max_age seconds, "
-            "checked before reuse")
+            "checked before reuse" + bound)
 
 
 def file_settings(spec: Spec) -> list[Setting]:

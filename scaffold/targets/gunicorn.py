@@ -163,13 +163,32 @@ def _workers(spec: Spec) -> list[Setting]:
         found += [Setting("threads", a.threads, "threads per gthread worker"),
                   Setting("worker_connections", a.limit_concurrency, "connections one gthread worker holds")]
     return found + [
-        Setting("timeout", a.timeout, "a worker silent this long is killed and replaced"),
+        Setting("timeout", a.timeout, timeout_reason(spec)),
         Setting("graceful_timeout", a.graceful_timeout, "seconds workers get to finish requests on TERM or HUP"),
         Setting("keepalive", a.keepalive, "idle seconds of a kept-alive nginx connection (the sync worker has none)"),
         Setting("max_requests", a.max_requests, "recycle a worker after this many requests (0 = never)"),
         Setting("max_requests_jitter", a.max_requests // 10, "so workers do not all restart at once"),
         Setting("worker_tmp_dir", worker_tmp_dir(spec), "heartbeat files on tmpfs, never on a disk"),
     ]
+
+
+def bounds_requests(spec: Spec) -> bool:
+    """Whether gunicorn's timeout bounds a request: only for the sync worker.
+
+    The arbiter kills a worker whose heartbeat is older than timeout. A sync worker beats between
+    requests only, so a request that runs longer gets its worker killed. gthread and the uvicorn
+    worker beat from their main loop while other threads or tasks serve requests, so a slow request
+    never stops the beat (docs.gunicorn.org, settings: timeout).
+    """
+    return worker_class(spec) == "sync"
+
+
+def timeout_reason(spec: Spec) -> str:
+    """The timeout setting's comment, true for this worker class."""
+    if bounds_requests(spec):
+        return "a worker busy with one request this long is killed and replaced: this bounds every request"
+    return ("a worker whose main loop is stuck this long is killed; a slow request does not stop that "
+            "loop, so nginx's proxy_read_timeout is what bounds a request (see the README)")
 
 
 def _proxy(spec: Spec) -> list[Setting]:

@@ -50,7 +50,7 @@ MEDIA_TYPES = (
 # nginx sets them, so a client cannot forge them; an empty value removes the client's copy.
 CLEARED_HEADERS = ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Protocol",
                    "X-Forwarded-Ssl")
-PROXY_READ_MARGIN = 5  # seconds beyond app_server.timeout, so the app's own timeout fires first
+PROXY_READ_MARGIN = 5  # seconds beyond app_server.timeout (see read_timeout_reason)
 GZIP_TYPES = ("text/css", "text/javascript", "application/javascript", "application/json",
               "application/manifest+json", "image/svg+xml", "text/plain", "text/xml",
               "application/xml", "font/ttf", "font/otf")
@@ -262,7 +262,20 @@ def proxy_context(spec: Spec) -> dict[str, object]:
         "pass": f"http://{spec.name}",
         "headers": headers,
         "read_timeout": f"{spec.app_server.timeout + PROXY_READ_MARGIN}s",
+        "read_timeout_why": read_timeout_reason(spec),
     }
+
+
+def read_timeout_reason(spec: Spec) -> list[str]:
+    """proxy_read_timeout's comment lines: whether the app server's own limit fires first."""
+    from scaffold.targets import gunicorn
+
+    if spec.app_server.kind == "gunicorn" and gunicorn.bounds_requests(spec):
+        return ["Longer than gunicorn's timeout, which kills a sync worker busy that long with one",
+                "request: the app's own limit fires first."]
+    return ["Nothing in this app server bounds a request (gthread, ASGI): after this long nginx",
+            "answers 504 and closes the upstream connection. The database's statement timeout",
+            "bounds the queries of a request that goes on."]
 
 
 def rate_limit_context(spec: Spec) -> Optional[dict[str, object]]:

@@ -8,5 +8,6 @@ from testsite import views
 urlpatterns = [
     path("whoami/", views.whoami),
     path("page/", views.page),
+    path("slow/", views.slow),
     path("admin/", admin.site.urls),
 ]

@@ -1,6 +1,7 @@
 """Views the live tests and the benchmark call."""
 
 import os
+import time
 
 from django.http import HttpResponse, JsonResponse
 
@@ -24,3 +25,10 @@ def page(request):
     """A small HTML page, the same every time."""
     rows = "".join(f"<li>item {i}</li>" for i in range(50))
     return HttpResponse(f"<!doctype html><title>page</title><ul>{rows}</ul>")
+
+
+def slow(request):
+    """Answer after ?seconds= (at most 30): a request that outlives an app server's or nginx's timeout."""
+    seconds = min(float(request.GET.get("seconds", "1")), 30.0)
+    time.sleep(seconds)
+    return JsonResponse({"slept": seconds, "pid": os.getpid()})

@@ -137,7 +137,9 @@ X_FRAME_OPTIONS = 'DENY'
 
 # Data
 
-# ASGI: Django's docs say to turn persistent connections off (CONN_MAX_AGE 0)
+# ASGI: persistent connections off (CONN_MAX_AGE 0, Django's docs), each process borrowing from a
+# psycopg pool of django.database.pool_max_size connections; a statement may run 45s
+# (django.database.statement_timeout)
 DATABASES = {
     'default': {
         'ENGINE': 'django.db.backends.postgresql',
@@ -148,12 +150,19 @@ DATABASES = {
         'PORT': '5432',
         'CONN_MAX_AGE': 0,
         'CONN_HEALTH_CHECKS': False,
+        'OPTIONS': {
+            'connect_timeout': 5,
+            'options': '-c statement_timeout=45000',
+            'pool': {'min_size': 1, 'max_size': 4, 'timeout': 10},
+        },
     },
 }
+# timeouts so that a cache that stops answering costs seconds, not every worker
 CACHES = {
     'default': {
         'BACKEND': 'django.core.cache.backends.redis.RedisCache',
         'LOCATION': 'redis://127.0.0.1:6379/2',
+        'OPTIONS': {'socket_connect_timeout': 5, 'socket_timeout': 5},
     },
 }
 

@@ -22,13 +22,15 @@ raw_env = ['DJANGO_SETTINGS_MODULE=market.settings_production', 'PYTHONUNBUFFERE
 # unix socket in the run directory, which only nginx's group may enter
 bind = ['unix:/run/market/app.sock']
 
-# socket 0777: gunicorn chowns it to the app's group, so the run directory (group nginx's, no access for others) decides who reaches it
+# socket 0777: gunicorn chowns it to the app's group, so the run directory (group nginx's, no
+# access for others) decides who reaches it
 umask = 0o000
 
 # sync; gthread when threads > 1; the uvicorn worker for ASGI
 worker_class = 'uvicorn_worker.UvicornWorker'
 
-# a worker silent this long is killed and replaced
+# a worker whose main loop is stuck this long is killed; a slow request does not stop that loop, so
+# nginx's proxy_read_timeout is what bounds a request (see the README)
 timeout = 45
 
 # seconds workers get to finish requests on TERM or HUP

@@ -138,7 +138,7 @@ X_FRAME_OPTIONS = 'DENY'
 # Data
 
 # WSGI: each worker keeps its connection for django.database.conn_max_age seconds, checked before
-# reuse
+# reuse; a statement may run 30s (django.database.statement_timeout)
 DATABASES = {
     'default': {
         'ENGINE': 'django.db.backends.postgresql',
@@ -149,12 +149,15 @@ DATABASES = {
         'PORT': '5432',
         'CONN_MAX_AGE': 60,
         'CONN_HEALTH_CHECKS': True,
+        'OPTIONS': {'connect_timeout': 5, 'options': '-c statement_timeout=30000'},
     },
 }
+# timeouts so that a cache that stops answering costs seconds, not every worker
 CACHES = {
     'default': {
         'BACKEND': 'django.core.cache.backends.redis.RedisCache',
         'LOCATION': 'redis://127.0.0.1:6379/1',
+        'OPTIONS': {'socket_connect_timeout': 5, 'socket_timeout': 5},
     },
 }
 

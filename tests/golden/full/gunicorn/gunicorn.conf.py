@@ -22,7 +22,7 @@ workers = 4
 # sync; gthread when threads > 1; the uvicorn worker for ASGI
 worker_class = 'sync'
 
-# a worker silent this long is killed and replaced
+# a worker busy with one request this long is killed and replaced: this bounds every request
 timeout = 30
 
 # seconds workers get to finish requests on TERM or HUP

@@ -22,13 +22,14 @@ raw_env = ['DJANGO_SETTINGS_MODULE=blog.settings_production', 'PYTHONUNBUFFERED=
 # unix socket in the run directory, which only nginx's group may enter
 bind = ['unix:/run/blog/app.sock']
 
-# socket 0777: gunicorn chowns it to the app's group, so the run directory (group nginx's, no access for others) decides who reaches it
+# socket 0777: gunicorn chowns it to the app's group, so the run directory (group nginx's, no
+# access for others) decides who reaches it
 umask = 0o000
 
 # sync; gthread when threads > 1; the uvicorn worker for ASGI
 worker_class = 'sync'
 
-# a worker silent this long is killed and replaced
+# a worker busy with one request this long is killed and replaced: this bounds every request
 timeout = 30
 
 # seconds workers get to finish requests on TERM or HUP

@@ -141,7 +141,8 @@ X_FRAME_OPTIONS = 'DENY'
 
 # Data
 
-# ASGI: Django's docs say to turn persistent connections off (CONN_MAX_AGE 0)
+# ASGI: Django's docs say to turn persistent connections off (CONN_MAX_AGE 0); a statement may run
+# 60s (django.database.statement_timeout)
 DATABASES = {
     'default': {
         'ENGINE': 'django.db.backends.sqlite3',
@@ -151,6 +152,7 @@ DATABASES = {
         'OPTIONS': {'transaction_mode': 'IMMEDIATE'},
     },
 }
+# timeouts so that a cache that stops answering costs seconds, not every worker
 CACHES = {
     'default': {'BACKEND': 'django.core.cache.backends.locmem.LocMemCache', 'LOCATION': 'chat'},
 }
