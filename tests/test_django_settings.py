@@ -508,10 +508,16 @@ print(json.dumps(facts))
 """
 
 
+def _postgres_tool(name: str) -> str:
+    """A PostgreSQL server program: on PATH, else where Debian's postgresql package keeps it."""
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))[-1:]), None)
+    return str(found) if found else require_tool(name, "for the database timeouts (Debian: postgresql)")
+
+
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway PostgreSQL server on a unix socket only (no TCP); yields the socket directory."""
-    initdb, pg_ctl = require_tool("initdb", "for the database timeouts"), require_tool("pg_ctl")
+    initdb, pg_ctl = _postgres_tool("initdb"), _postgres_tool("pg_ctl")
     base = Path(tempfile.mkdtemp(prefix="djdeploy-pg-", dir="/tmp"))
     base.chmod(0o755)
     # PostgreSQL refuses to run as root.
