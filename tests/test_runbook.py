@@ -63,3 +63,27 @@ def test_secret_key_command_makes_a_strong_key(tmp_path: Path) -> None:
     command = line.split("|| ", 1)[1].split(" | install", 1)[0]
     key = subprocess.run([bash, "-c", command], capture_output=True, text=True, check=True).stdout
     assert len(key) >= 50 and "\n" not in key
+
+
+@pytest.mark.parametrize(("django", "app_server", "pip", "apt"), [
+    ({}, {}, ["gunicorn>=23"], []),
+    ({"database": {"engine": "postgresql"}, "cache": {"backend": "redis"}}, {},
+     ["gunicorn>=23", "psycopg[binary]>=3.1", "redis>=5"], []),
+    ({"database": {"engine": "postgresql"}}, {"interface": "asgi"},
+     ["gunicorn>=23", "uvicorn-worker>=0.4", "uvicorn[standard]>=0.36", "psycopg[binary,pool]>=3.1"], []),
+    ({"database": {"engine": "mysql"}, "cache": {"backend": "memcached"}}, {"kind": "uvicorn", "workers": 2},
+     ["uvicorn[standard]>=0.36", "mysqlclient>=2.2", "pymemcache>=4"],
+     ["python3-dev", "default-libmysqlclient-dev", "build-essential", "pkg-config"]),
+], ids=["minimal", "postgresql-redis", "asgi-pool", "mysql-memcached"])
+def test_runbook_installs_the_drivers_and_websocket_library_the_settings_use(django, app_server, pip,
+                                                                             apt) -> None:
+    from scaffold.spec import validate_data
+    from scaffold.targets import runbook
+
+    data = {"version": 1, "name": "blog", "domain": "blog.example.org",
+            "django": {"project": "blog", **django}, "app_server": app_server}
+    spec = validate_data(data)
+    assert runbook.app_server_packages(spec) == pip
+    assert [p for p in runbook.system_packages(spec) if p in runbook.MYSQL_BUILD_PACKAGES] == apt
+    text = next(f.content for f in render_all(spec, spec_name="spec.yaml") if str(f.dest) == "INSTALL.md")
+    assert " ".join(runbook.q(p) for p in pip) in text

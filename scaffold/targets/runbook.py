@@ -30,7 +30,16 @@ SQLITE_FILE_MODE = 0o640  # the app user reads and writes, its group reads, nobo
 KEY_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(50), end=\"\")'"
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}
 _UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target")
-APP_SERVER_PACKAGES = {"gunicorn": ["gunicorn>=23"], "uvicorn": ["uvicorn>=0.36"]}
+APP_SERVER_PACKAGES = {"gunicorn": ["gunicorn>=23"], "uvicorn": ["uvicorn[standard]>=0.36"]}
+# uvicorn's "standard" extra brings the websockets library: without one, uvicorn answers a WebSocket
+# upgrade (which nginx passes to ASGI apps) with "Unsupported upgrade request".
+ASGI_WORKER_PACKAGES = ["uvicorn-worker>=0.4", "uvicorn[standard]>=0.36"]
+# The client library each backend loads: Django's postgresql, mysql, redis and pymemcache backends.
+DATABASE_PACKAGES = {"postgresql": ["psycopg[binary]>=3.1"], "mysql": ["mysqlclient>=2.2"], "sqlite": []}
+POOLED_POSTGRESQL = ["psycopg[binary,pool]>=3.1"]
+CACHE_PACKAGES = {"redis": ["redis>=5"], "memcached": ["pymemcache>=4"], "locmem": []}
+# mysqlclient has no Linux wheels: pip builds it (mysqlclient's README, "Linux").
+MYSQL_BUILD_PACKAGES = ["python3-dev", "default-libmysqlclient-dev", "build-essential", "pkg-config"]
 
 
 def jobs(spec: Spec) -> list[RenderJob]:
@@ -72,14 +81,21 @@ def system_packages(spec: Spec) -> list[str]:
         found.append("supervisor")
     if spec.tls.mode == "letsencrypt":
         found.append("certbot")
+    if spec.django.database is not None and spec.django.database.engine == "mysql":
+        found += MYSQL_BUILD_PACKAGES
     return found
 
 
 def app_server_packages(spec: Spec) -> list[str]:
-    """What the virtualenv needs beyond the project's requirements to run the web app."""
+    """What the virtualenv needs beyond the project's requirements: app server, drivers, cache client."""
     found = list(APP_SERVER_PACKAGES[spec.app_server.kind])
     if spec.app_server.kind == "gunicorn" and spec.app_server.interface == "asgi":
-        found += ["uvicorn-worker>=0.4"]
+        found += ASGI_WORKER_PACKAGES
+    db, cache = spec.django.database, spec.django.cache
+    if db is not None:
+        found += POOLED_POSTGRESQL if django_target.uses_pool(spec) else DATABASE_PACKAGES[db.engine]
+    if cache is not None:
+        found += CACHE_PACKAGES[cache.backend]
     return found
 
 

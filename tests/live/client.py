@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -110,3 +113,48 @@ def handshake(port: int, sni: Optional[str], *, timeout: float = 5.0) -> str:
     with socket.create_connection((LOOPBACK, port), timeout) as sock:
         with tls_context(None).wrap_socket(sock, server_hostname=sni) as tls:
             return tls.version() or ""
+
+
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+
+
+def websocket_accept(key: str) -> str:
+    """The Sec-WebSocket-Accept a server must answer *key* with (RFC 6455 section 4.2.2)."""
+    return base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+
+
+def websocket_frame(text: str) -> bytes:
+    """One masked, final text frame, as a client must send it (RFC 6455 section 5.2); under 126 bytes."""
+    payload, mask = text.encode(), os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def read_websocket_frame(stream: Any) -> tuple[int, bytes]:
+    """(opcode, payload) of one unmasked frame from the server; payloads under 126 bytes."""
+    head = stream.read(2)
+    assert len(head) == 2 and head[1] < 126, head
+    return head[0] & 0x0F, stream.read(head[1])
+
+
+def websocket_echo(port: int, name: str, path: str, message: str, *, context: ssl.SSLContext,
+                   timeout: float = 10.0) -> tuple[bytes, str]:
+    """Open a WebSocket over TLS, send *message*; return the handshake's head and the text echoed."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET {path} HTTP/1.1\r\nHost: {name}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    with socket.create_connection((LOOPBACK, port), timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            tls.sendall(request)
+            stream = tls.makefile("rb")
+            head = b""
+            while not head.endswith(b"\r\n\r\n") and (line := stream.readline()):
+                head += line
+            if not head.startswith(b"HTTP/1.1 101 "):
+                return head + stream.read(4096), ""
+            accept = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"sec-websocket-accept:")]
+            assert accept == [websocket_accept(key).encode()], head
+            tls.sendall(websocket_frame(message))
+            opcode, payload = read_websocket_frame(stream)
+            return head, payload.decode() if opcode == 0x1 else f"opcode {opcode}"
