@@ -250,6 +250,7 @@ class Django(_Section):
     admins: list[Email] = _list("Receive 500 error mails.")
     email_host: Optional[Hostname] = Field(None, description="SMTP relay for outgoing mail. Default: localhost.")
     email_port: Port = Field(25, description="SMTP port: 25, 465 (implicit TLS) or 587 (STARTTLS).")
+    email_relay: Optional[Literal["postfix", "external"]] = Field(None, description="Who runs the SMTP relay: postfix = the runbook installs postfix on each app host, listening on loopback only (email_host unset); external = the relay at email_host already exists. Default: postfix without email_host, external with it.")
     email_user: Optional[Line] = Field(None, description="SMTP user name; its password is the secret EMAIL_HOST_PASSWORD.")
     server_email: Optional[Email] = Field(None, description="From address of error mails. Default: root@<domain>.")
     silenced_checks: list[DjangoCheckId] = _list("Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS); ids in Django's security, async, caches and mail namespaces must exist.")
@@ -467,6 +468,8 @@ def _derive_django(spec: Spec) -> None:
         db.port = db.port or _DEFAULT_PORTS[db.engine]
     elif d.database is not None:
         d.database.name = d.database.name or f"/var/lib/{name}/db.sqlite3"
+    if d.email_relay is None:
+        d.email_relay = "external" if d.email_host else "postfix"
     if d.cache is not None and d.cache.location is None:
         d.cache.location = _CACHE_LOCATIONS.get(d.cache.backend, name)
 
@@ -581,7 +584,17 @@ def _check_django(spec: Spec) -> list[Problem]:
         problems.extend(_check_db_values(db))
     if d.cache is not None:
         problems.extend(_check_cache(d.cache))
-    return problems
+    return problems + _check_relay(d)
+
+
+def _check_relay(d: Django) -> list[Problem]:
+    """The relay the settings send to must be the one the runbook provides or checks."""
+    if d.email_relay == "postfix" and d.email_host not in (None, "localhost"):
+        return [(("django", "email_relay"), f"postfix runs on each app host, but email_host is {d.email_host}; "
+                 "use email_relay: external for a relay elsewhere, or drop email_host")]
+    if d.email_relay == "external" and d.email_host is None:
+        return [(("django", "email_relay"), "external needs django.email_host: the relay's host name")]
+    return []
 
 
 def _check_db_values(db: Database) -> list[Problem]:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -582,3 +583,94 @@ def test_an_unanswering_redis_costs_the_socket_timeout(silent_server: int, tmp_p
     facts = _probe_services(sys.executable, tmp_path, spec, "cache")
     assert facts["cache"]["result"] == "redis.exceptions.TimeoutError"
     assert facts["cache"]["seconds"] < target.CACHE_TIMEOUT + 3
+
+
+# Error mail: through the rendered settings to a real SMTP listener, or reported when there is none ---
+
+
+class SmtpSink:
+    """An SMTP server on loopback that accepts every message and keeps (recipients, data)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.messages: list[tuple[list[str], str]] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as lines:
+                self._session(conn, lines)
+
+    def _session(self, conn: socket.socket, lines) -> None:
+        conn.sendall(b"220 sink ESMTP\r\n")
+        recipients: list[str] = []
+        for line in lines:
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                conn.sendall(b"354 go on\r\n")
+                data = b"".join(iter(lines.readline, b".\r\n"))
+                self.messages.append((recipients, data.decode(errors="replace")))
+                recipients = []
+            elif verb == b"RCPT":
+                recipients.append(line.decode().split(":", 1)[1].strip().strip("<>"))
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            conn.sendall(b"250 ok\r\n")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    yield sink
+    sink.close()
+
+
+def _mail_spec(port: int) -> Spec:
+    return parse_spec(MINIMAL + f"  email_host: localhost\n  email_port: {port}\n"
+                                "  admins: [ops@example.org, dev@example.org]\n")
+
+
+def test_sendtestemail_reaches_the_relay_through_the_rendered_settings(python: str, smtp_sink: SmtpSink,
+                                                                       tmp_path: Path) -> None:
+    """INSTALL.md's check, `manage.py sendtestemail --admins`, against an SMTP server on the spec's port."""
+    spec = _mail_spec(smtp_sink.port)
+    assert spec.django.email_relay == "external"
+    site = _make_site(tmp_path, spec)
+    done = _run(python, site, spec, ["manage.py", "sendtestemail", "--admins"], _secrets_env(spec))
+    assert done.returncode == 0, done.stderr
+    ((recipients, data),) = smtp_sink.messages
+    assert sorted(recipients) == ["dev@example.org", "ops@example.org"]
+    assert "Subject: [blog] Test email from" in data and "From: root@blog.example.org" in data
+
+
+MAIL_FAILURE_PROBE = """\
+import django
+django.setup()
+from django.conf import settings
+from django.test import Client
+response = Client(raise_request_exception=False).get("/boom/", headers={"host": settings.ALLOWED_HOSTS[0]})
+print(response.status_code)
+"""
+
+
+def test_error_mail_the_relay_refuses_is_logged_not_dropped(python: str, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # nothing listens here once the block ends
+    spec = _mail_spec(port)
+    site = _make_site(tmp_path, spec)
+    (site / "probe.py").write_text(MAIL_FAILURE_PROBE, encoding="utf-8")
+    done = _run(python, site, spec, [str(site / "probe.py")], _secrets_env(spec))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "500"
+    assert re.search(r"ERROR blog\.mail \[\d+\] error mail to ADMINS was not sent: ConnectionRefusedError",
+                     done.stderr), done.stderr

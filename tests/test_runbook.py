@@ -87,3 +87,21 @@ def test_runbook_installs_the_drivers_and_websocket_library_the_settings_use(dja
     assert [p for p in runbook.system_packages(spec) if p in runbook.MYSQL_BUILD_PACKAGES] == apt
     text = next(f.content for f in render_all(spec, spec_name="spec.yaml") if str(f.dest) == "INSTALL.md")
     assert " ".join(runbook.q(p) for p in pip) in text
+
+
+@pytest.mark.parametrize(("django", "postfix", "check"), [
+    ({}, True, False),
+    ({"admins": ["ops@example.org"]}, True, True),
+    ({"admins": ["ops@example.org"], "email_host": "smtp.example.org", "email_port": 587}, False, True),
+])
+def test_runbook_installs_or_checks_the_mail_relay(django, postfix, check) -> None:
+    from scaffold.spec import validate_data
+
+    spec = validate_data({"version": 1, "name": "blog", "domain": "blog.example.org",
+                          "django": {"project": "blog", **django}})
+    text = next(f.content for f in render_all(spec, spec_name="spec.yaml") if str(f.dest) == "INSTALL.md")
+    assert ("apt-get install -y postfix" in text) is postfix
+    assert ("postconf -e inet_interfaces=loopback-only" in text) is postfix
+    assert ("manage sendtestemail --admins" in text) is check
+    settings = next(f.content for f in render_all(spec, spec_name="spec.yaml") if f.dest.parts[0] == "django")
+    assert f"(django.email_relay: {'postfix' if postfix else 'external'})" in settings

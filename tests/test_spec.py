@@ -132,6 +132,10 @@ BAD_SPECS = [
     ({"hosts.nginx": []}, "hosts.nginx", "at least 1"),
     ({"hosts.ssh_user": "Deploy User"}, "hosts.ssh_user", "user"),
     ({"secret_key": "abc"}, "secret_key", "secrets never go in the spec"),
+    ({"django.email_relay": "external"}, "django.email_relay", "needs django.email_host"),
+    ({"django.email_relay": "postfix", "django.email_host": "smtp.example.com"}, "django.email_relay",
+     "use email_relay: external"),
+    ({"django.email_relay": "sendmail"}, "django.email_relay", "'sendmail'"),
 ]
 
 

@@ -132,7 +132,9 @@ def context(spec: Spec) -> dict[str, Any]:
         "deprecated_email": Setting("_DEPRECATED_EMAIL_SETTINGS", DEPRECATED_EMAIL_SETTINGS,
                                     "Django 6.1 refuses these beside MAILERS, which replaces them: "
                                     "drop any the base settings set"),
-        "logging": Setting("LOGGING", logging_config()),
+        "logging": Setting("LOGGING", logging_config(spec)),
+        "relay": relay_description(spec),
+        "mail_failures_logger": f"{spec.name}.mail",
         "silenced": silenced_checks(spec),
         "proxies": list(spec.app_server.trusted_proxies or []),
         "client_middleware": f"{spec.django.settings_module}.client_address_middleware",
@@ -342,9 +344,23 @@ def legacy_email_settings(spec: Spec) -> list[Setting]:
     ]
 
 
-def logging_config() -> dict[str, Any]:
-    """LOGGING: everything to stderr for the process manager; 500s and suspicious requests mailed."""
-    mail = {"class": "django.utils.log.AdminEmailHandler", "level": "ERROR",
+def relay_description(spec: Spec) -> str:
+    """The settings' statement of where mail goes and who provides that relay."""
+    d, o = spec.django, smtp_options(spec)
+    where = f"SMTP to {o['host']}:{o['port']}"
+    if d.email_relay == "postfix":
+        return (f"{where}: the postfix that INSTALL.md installs on each app host, listening on loopback "
+                "only (django.email_relay: postfix)")
+    return f"{where}: a relay that already exists (django.email_relay: external); INSTALL.md checks it"
+
+
+def logging_config(spec: Spec) -> dict[str, Any]:
+    """LOGGING: everything to stderr for the process manager; 500s and suspicious requests mailed.
+
+    The mail handler is the module's own (``error_mail_handler``): Django's AdminEmailHandler drops a
+    mail the relay refuses without a word; this one logs the failure to stderr.
+    """
+    mail = {"()": f"{spec.django.settings_module}.error_mail_handler", "level": "ERROR",
             "filters": ["require_debug_false"]}
     return {
         "version": 1,

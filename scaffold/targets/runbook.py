@@ -70,8 +70,19 @@ def context(spec: Spec) -> dict[str, Any]:
         "nginx_files": [(q(f), q(f"{NGINX_SITES}/{f.name}"), q(f"{NGINX_ENABLED}/{f.name}"))
                         for f in nginx.output_files(spec)],
         "tls": tls_steps(spec), "supervisor": supervisor_steps(spec), "systemd": systemd_steps(spec),
-        "checks": checks(spec), "log_dir": q(spec.paths.log_dir),
+        "checks": checks(spec), "log_dir": q(spec.paths.log_dir), "mail": mail_steps(spec),
     }
+
+
+def mail_steps(spec: Spec) -> dict[str, Any]:
+    """The relay error mail goes to: postfix installed here (loopback only), or an existing one checked."""
+    d = spec.django
+    relay = django_target.smtp_options(spec)
+    return {"postfix": d.email_relay == "postfix", "admins": bool(d.admins),
+            # The host's own name, not the site's: postfix delivers mail for its mailname locally,
+            # and error mail to an address at the site's domain must leave the host.
+            "mailname": '"postfix postfix/mailname string $(hostname --fqdn)"',
+            "relay": f"{relay['host']}:{relay['port']}"}
 
 
 def system_packages(spec: Spec) -> list[str]:

@@ -9,6 +9,7 @@ from market.settings import *  # noqa: F403 - the project's settings; production
 # <NAME>_FILE, else from the environment variable <NAME>.
 
 import ipaddress
+import logging
 import os
 
 import django
@@ -185,7 +186,9 @@ STORAGES = {
 SERVER_EMAIL = 'root@market.example.com'
 EMAIL_SUBJECT_PREFIX = '[market] '
 
-# Always SMTP: never a console or dummy backend in production.
+# Always SMTP, never a console or dummy backend in production.
+# SMTP to localhost:25: the postfix that INSTALL.md installs on each app host, listening on
+# loopback only (django.email_relay: postfix)
 if django.VERSION >= (6, 1):
     # Django 6.1 refuses these beside MAILERS, which replaces them: drop any the base settings set
     _DEPRECATED_EMAIL_SETTINGS = (
@@ -227,6 +230,35 @@ else:
 
 # Logging: to stderr, which the process manager collects
 
+
+def error_mail_handler(**options):
+    """Django's AdminEmailHandler, except that a mail the relay refuses is logged, not dropped.
+
+    Django < 6.1 sends error mail on a connection that fails silently; 6.1 raises, and a handler
+    must not raise. Either way the failure ends up as a line on stderr.
+    """
+    from django.core import mail
+    from django.utils.log import AdminEmailHandler
+
+    class ErrorMailHandler(AdminEmailHandler):
+        def emit(self, record):
+            try:
+                super().emit(record)
+            except Exception as error:  # noqa: BLE001 - any failure to send must be reported, not raised
+                _MAIL_FAILURES.error("error mail to ADMINS was not sent: %r", error)
+
+        def send_mail(self, subject, message, *args, **kwargs):
+            if django.VERSION >= (6, 1):
+                return super().send_mail(subject, message, *args, **kwargs)
+            kwargs["fail_silently"] = False
+            return mail.mail_admins(subject, message, *args, connection=mail.get_connection(), **kwargs)
+
+    return ErrorMailHandler(**options)
+
+
+_MAIL_FAILURES = logging.getLogger('market.mail')
+
+
 LOGGING = {
     'version': 1,
     'disable_existing_loggers': False,
@@ -241,7 +273,7 @@ LOGGING = {
             'formatter': 'line',
         },
         'mail_admins': {
-            'class': 'django.utils.log.AdminEmailHandler',
+            '()': 'market.settings_production.error_mail_handler',
             'level': 'ERROR',
             'filters': ['require_debug_false'],
         },
