@@ -235,6 +235,38 @@ class Cache(_Section):
                                      json_schema_extra={"anyOf": [grammar.SCHEMAS["redis_url"], grammar.SCHEMAS["address"], grammar.SCHEMAS["identifier"], {"type": "null"}]})
 
 
+def _csp_directive(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z-]*", value):
+        raise ValueError(f"{value!r} is not a CSP directive name like script-src")
+    return value
+
+
+def _csp_source(value: str) -> str:
+    if not value or re.search(r"[\s;,\"]", value):
+        raise ValueError(f"{value!r}: one source per list item, like 'self' or https://cdn.example.com; "
+                         "no spaces, ';', ',' or '\"'")
+    return value
+
+
+def _csp_report_uri(value: str) -> str:
+    if not re.fullmatch(r"(/|https://)[^\s;,\"']*", value):
+        raise ValueError(f"{value!r}: a path on the site (/csp-report/) or an https:// URL")
+    return value
+
+
+CspDirective = Annotated[str, AfterValidator(_csp_directive)]
+CspSource = Annotated[str, AfterValidator(_csp_source)]
+CspReportUri = Annotated[str, AfterValidator(_csp_report_uri)]
+
+
+class Csp(_Section):
+    """Content-Security-Policy from Django's own middleware (Django 6.0+)."""
+
+    mode: Literal["off", "report-only", "enforce"] = Field("report-only", description="report-only: browsers report what the policy would block (SECURE_CSP_REPORT_ONLY); enforce: they block it (SECURE_CSP).")
+    directives: dict[CspDirective, list[CspSource]] = Field(default_factory=dict, description="Directives to add or replace in the default policy, e.g. script-src: [\"'self'\", https://cdn.example.com].")
+    report_uri: Optional[CspReportUri] = Field(None, description="Where browsers send violation reports (report-uri): a path on the site or an https:// URL.")
+
+
 class Django(_Section):
     """The Django project and where it lives on the host."""
 
@@ -253,6 +285,7 @@ class Django(_Section):
     email_relay: Optional[Literal["postfix", "external"]] = Field(None, description="Who runs the SMTP relay: postfix = the runbook installs postfix on each app host, listening on loopback only (email_host unset); external = the relay at email_host already exists. Default: postfix without email_host, external with it.")
     email_user: Optional[Line] = Field(None, description="SMTP user name; its password is the secret EMAIL_HOST_PASSWORD.")
     server_email: Optional[Email] = Field(None, description="From address of error mails. Default: root@<domain>.")
+    csp: Csp = Field(default_factory=Csp, description="Content-Security-Policy on Django 6.0+ (Django 5.2 has no CSP support).")
     silenced_checks: list[DjangoCheckId] = _list("Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS); ids in Django's security, async, caches and mail namespaces must exist.")
 
 

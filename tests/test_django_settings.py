@@ -42,7 +42,7 @@ DJANGO6_VENV_VARIABLE = "DJDEPLOY_DJANGO6_VENV"
 MINIMAL = "version: 1\nname: blog\ndomain: blog.example.org\ndjango:\n  project: blog\n"
 # Cases the example specs lack, checked the same way.
 EXTRA_SPECS = {
-    "tls-off": MINIMAL + "tls:\n  mode: 'off'\nnginx:\n  http_port: 8080\n",
+    "tls-off": MINIMAL + "  csp: {mode: 'off'}\ntls:\n  mode: 'off'\nnginx:\n  http_port: 8080\n",
     "no-hsts": MINIMAL + "tls:\n  hsts_seconds: 0\n",
     "relay": MINIMAL + textwrap.dedent("""\
           email_host: smtp.example.org
@@ -50,6 +50,10 @@ EXTRA_SPECS = {
           email_user: blog-mailer
           admins: [ops@example.org, dev@example.org]
           silenced_checks: [staticfiles.W004]
+          csp:
+            mode: enforce
+            report_uri: /csp-report/
+            directives: {script-src: ["'self'", "https://cdn.example.org"]}
           database:
             engine: sqlite
             conn_max_age: 0
@@ -94,6 +98,7 @@ backend = mail.mailers.default if hasattr(mail, "mailers") else mail.get_connect
 facts = {"backend": type(backend).__module__ + "." + type(backend).__name__,
          "smtp": [backend.host, backend.port, backend.use_tls, backend.use_ssl, backend.timeout,
                   backend.username, bool(backend.password)]}
+facts["django"] = list(django.VERSION[:2])
 setup_test_environment()
 client, host = Client(raise_request_exception=False), settings.ALLOWED_HOSTS[0]
 def get(path, environ=None, **headers):
@@ -242,6 +247,22 @@ def test_django_serves_as_the_settings_say(case: str, python: str, tmp_path: Pat
     assert facts["unix_peer"]["body"]["remote_addr"] == "203.0.113.7"
     assert facts["stranger"]["body"]["remote_addr"] == "198.51.100.9"
     assert facts["error"]["mails"] == ([sorted(spec.django.admins)] if spec.django.admins else [])
+    _assert_csp(spec, facts)
+
+
+def _assert_csp(spec: Spec, facts: dict) -> None:
+    """Django 6 sends the policy django.csp asks for, report-only unless told to enforce; 5.2 sends none."""
+    headers, mode = facts["proxied"]["headers"], spec.django.csp.mode
+    sent = {name: headers.get(name) for name in ("Content-Security-Policy",
+                                                  "Content-Security-Policy-Report-Only")}
+    wanted = {"Content-Security-Policy": None, "Content-Security-Policy-Report-Only": None}
+    if facts["django"] >= [6, 0] and mode != "off":
+        policy = {**target.DEFAULT_CSP, **spec.django.csp.directives}
+        if spec.django.csp.report_uri:
+            policy["report-uri"] = [spec.django.csp.report_uri]
+        name = "Content-Security-Policy" if mode == "enforce" else "Content-Security-Policy-Report-Only"
+        wanted[name] = "; ".join(f"{key} {' '.join(values)}" for key, values in policy.items())
+    assert sent == wanted
 
 
 def test_relay_spec_reaches_the_smtp_backend(python: str, tmp_path: Path) -> None:

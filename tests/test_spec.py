@@ -136,6 +136,12 @@ BAD_SPECS = [
     ({"django.email_relay": "postfix", "django.email_host": "smtp.example.com"}, "django.email_relay",
      "use email_relay: external"),
     ({"django.email_relay": "sendmail"}, "django.email_relay", "'sendmail'"),
+    ({"django.csp": {"directives": {"script-src": ["'self'; script-src *"]}}},
+     "django.csp.directives.script-src[0]", "one source per list item"),
+    ({"django.csp": {"directives": {"Script Src": ["'self'"]}}}, "django.csp.directives.Script Src",
+     "not a CSP directive name"),
+    ({"django.csp": {"report_uri": "http://example.com/r"}}, "django.csp.report_uri", "https:// URL"),
+    ({"django.csp": {"mode": "on"}}, "django.csp.mode", "'on'"),
 ]
 
 

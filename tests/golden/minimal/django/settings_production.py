@@ -153,8 +153,26 @@ def _in_code_dir(name):
 
 
 _BASE_DATABASE = globals().get("DATABASES", {}).get("default", {})
-if _BASE_DATABASE.get("ENGINE") == "django.db.backends.sqlite3" and _in_code_dir(_BASE_DATABASE.get("NAME")):
+_BASE_NAME = _BASE_DATABASE.get("NAME")
+if _BASE_DATABASE.get("ENGINE") == "django.db.backends.sqlite3" and _in_code_dir(_BASE_NAME):
     DATABASES = {**DATABASES, "default": {**_BASE_DATABASE, "NAME": _SQLITE_FILE}}
+
+# Content-Security-Policy: Django 6.0's own middleware sends it. Django 5.2 has none, and sends no
+# such header.
+
+if django.VERSION >= (6, 0):
+    # django.csp.mode report-only: browsers report what this policy would block and block nothing;
+    # set mode: enforce once the reports are clean
+    SECURE_CSP_REPORT_ONLY = {
+        'default-src': ["'self'"],
+        'img-src': ["'self'", 'data:'],
+        'object-src': ["'none'"],
+        'base-uri': ["'self'"],
+        'frame-ancestors': ["'none'"],
+        'form-action': ["'self'"],
+    }
+    if 'django.middleware.csp.ContentSecurityPolicyMiddleware' not in MIDDLEWARE:
+        MIDDLEWARE = [*MIDDLEWARE, 'django.middleware.csp.ContentSecurityPolicyMiddleware']
 
 # Static files and uploads
 
