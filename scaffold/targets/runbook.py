@@ -187,7 +187,34 @@ def supervisor_steps(spec: Spec) -> dict[str, Any] | None:
     web = programs(spec)[0]
     return {"tmpfiles": (q(tmpfiles), q(f"{TMPFILES_DIR}/{spec.name}.conf")), "shared": shared,
             "singletons": single, "timers": _timer_units(spec), "web": _supervisor_web(spec, web),
-            "group": q(f"{spec.name}:*"), "reload_web": _supervisor_reload(spec, web)}
+            "status": " ".join(q(g) for g in supervisor_groups(spec)),
+            "reload_web": _supervisor_reload(spec, web), "restart_background": _restart_background(spec)}
+
+
+def supervisor_grouped(spec: Spec) -> list[str]:
+    """The programs of the shared file that supervisor puts in the [group:<name>]."""
+    return [p.name for p in programs(spec) if p.schedule is None and not p.singleton
+            and not supervisor.uses_fcgi(spec, p)]
+
+
+def supervisor_groups(spec: Spec) -> list[str]:
+    """`supervisorctl status` arguments for what the shared file defines: only groups that exist.
+
+    An fcgi-program is a group of its own (named after it); the spec's group exists only when it
+    has a member. Naming a group that does not exist makes supervisorctl exit 4 (ERROR no such group).
+    """
+    web = programs(spec)[0]
+    found = [f"{web.name}:*"] if supervisor.uses_fcgi(spec, web) else []
+    return found + ([f"{spec.name}:*"] if supervisor_grouped(spec) else [])
+
+
+def _restart_background(spec: Spec) -> str | None:
+    """Restart each background process of the shared file (not the whole group: that holds the web app)."""
+    names = []
+    for p in programs(spec)[1:]:
+        if p.schedule is None and not p.singleton:
+            names += [f"{p.name}-{n}" for n in range(p.numprocs)] if p.numprocs > 1 else [p.name]
+    return " ".join(q(f"{spec.name}:{n}") for n in names) or None
 
 
 def _supervisor_reload(spec: Spec, web: Program) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pwd
 import re
+import shlex
 import shutil
 import sqlite3
 import stat
@@ -25,7 +26,7 @@ from support import EXAMPLES, require_tool
 
 from live.host import APP_USER
 from live.layout import DJPROJECT, REPO
-from live.stack import Host
+from live.stack import Host, Stack
 
 pytestmark = pytest.mark.live
 
@@ -105,3 +106,14 @@ def test_smallest_spec_migrates_and_writes_as_the_app_user(live_host: Host) -> N
     assert not (root / "db.sqlite3").exists()
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         assert db.execute("select count(*) from django_session").fetchone() == (1,)
+
+
+def test_runbook_supervisorctl_status_names_what_supervisord_runs(stack: Stack) -> None:
+    """Each `supervisorctl status ...` line of step 8, against the stack's supervisord: exit 0, web RUNNING."""
+    steps = runbook_blocks((stack.site.rendered / "INSTALL.md").read_text())
+    lines = [line for block in steps[8] for line in block.splitlines() if line.startswith("supervisorctl status ")]
+    assert lines
+    for line in lines:
+        done = stack.supervisorctl(*shlex.split(line)[1:])
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
+        assert re.search(r"^\S*-web\S*\s+RUNNING", done.stdout, re.M), done.stdout
