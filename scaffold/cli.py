@@ -125,11 +125,12 @@ def validate(
     failed = False
     for spec_path in spec_paths:
         try:
-            load_spec(spec_path)
+            spec = load_spec(spec_path)
         except SpecError as e:
             typer.echo(f"djdeploy: error: {e}", err=True)
             failed = True
         else:
+            _print_warnings(spec_path, spec)
             typer.echo(f"{spec_path}: valid")
     if failed:
         raise typer.Exit(2)
@@ -181,6 +182,7 @@ def render(
 
     with _user_errors():
         spec = load_spec(spec_path)
+        _print_warnings(spec_path, spec)
         files = rendering.render_all(spec)
         plan = writer.plan_writes(files, out, prune=prune)
         if diff:
@@ -193,6 +195,14 @@ def render(
         else:
             writer.apply_plan(plan, force=force, prune=prune)
         _report_orphans(plan, spec_path, out, prune=prune, applied=not (dry_run or diff))
+
+
+def _print_warnings(spec_path: Path, spec) -> None:
+    """Valid but likely wrong choices, on stderr; they never change the exit status."""
+    from scaffold.spec import describe_warnings
+
+    for line in describe_warnings(spec):
+        typer.echo(f"djdeploy: warning: {spec_path}: {line}", err=True)
 
 
 def _render_command(spec_path: Path, out: Path, *extra: str) -> str:

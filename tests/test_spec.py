@@ -16,7 +16,8 @@ from scaffold import grammar
 from scaffold import spec as spec_module
 from scaffold.cli import app
 from scaffold.errors import SpecError
-from scaffold.spec import load_spec, parse_spec
+from scaffold.messages import format_location
+from scaffold.spec import load_spec, parse_spec, validate_data
 from support import EXAMPLES, example_paths
 
 _MODELS = [m for m in vars(spec_module).values()
@@ -343,3 +344,45 @@ def test_check_nginx_time(value: str, ok: bool) -> None:
 
 def test_trailing_slash_is_dropped_from_paths() -> None:
     assert grammar.check_abs_path("/srv/shop/static/") == "/srv/shop/static"
+
+
+def _small(**sections: object) -> dict:
+    data: dict = {"version": 1, "name": "blog", "domain": "blog.example.org", "django": {"project": "blog"}}
+    for dotted, value in sections.items():
+        section, key = dotted.split("__")
+        data.setdefault(section, {})[key] = value
+    return data
+
+
+@pytest.mark.parametrize(("data", "held", "warned"), [
+    (_small(app_server__workers=4), None, []),  # no database in the spec
+    (_small(django__database={"engine": "postgresql"}, app_server__workers=4), 4, []),
+    (_small(django__database={"engine": "postgresql"}, app_server__workers="auto"), None, []),
+    (_small(django__database={"engine": "postgresql"}, app_server__workers=17, app_server__threads=6),
+     102, ["django.database"]),
+    (_small(django__database={"engine": "mysql"}, app_server__workers=17, app_server__threads=6), 102, []),
+    (_small(django__database={"engine": "postgresql", "conn_max_age": 0}, app_server__workers=200), None, []),
+    (_small(django__database={"engine": "postgresql", "pool_max_size": 10}, app_server__kind="uvicorn",
+            app_server__workers=4, upstream__servers=[{"address": f"127.0.0.{i}:8000"} for i in (1, 2, 3)],
+            app_server__bind="0.0.0.0:8000"), 120, ["django.database"]),
+    (_small(app_server__timeout=60, app_server__graceful_timeout=30), None, ["app_server.timeout"]),
+], ids=["no-database", "small", "auto", "postgresql-over", "mysql-under", "not-persistent", "pool-over",
+        "timeout-over-graceful"])
+def test_warnings_name_the_field_and_count_connections(data, held, warned) -> None:
+    from scaffold.spec import held_connections, spec_warnings
+
+    spec = validate_data(data)
+    assert held_connections(spec) == held
+    assert [format_location(loc) for loc, _ in spec_warnings(spec)] == warned
+
+
+def test_render_and_validate_print_warnings_and_exit_0(runner, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(_small(app_server__timeout=60, app_server__graceful_timeout=30)))
+    for args in (["validate", str(spec)], ["render", str(spec), "--out", str(tmp_path / "out")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert (f"djdeploy: warning: {spec}: app_server.timeout: requests may run 60s, but a reload or stop "
+                "gives them 30s") in result.stderr
+        assert "warning" not in result.stdout
+    assert (tmp_path / "out" / "INSTALL.md").exists()
