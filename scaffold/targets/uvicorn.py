@@ -118,6 +118,21 @@ def forwarded_allow_ips(spec: Spec) -> list[str]:
     return list(spec.app_server.trusted_proxies or [])
 
 
+# uvicorn's default ping interval (uvicorn.Config ws_ping_interval).
+WS_PING_INTERVAL = 20.0
+
+
+def ws_ping_interval(spec: Spec) -> float:
+    """Seconds between WebSocket pings: uvicorn's 20, or less so that a quiet WebSocket stays open.
+
+    nginx closes a proxied connection that sends nothing for proxy_read_timeout (app_server.timeout
+    + 5 s, see nginx.PROXY_READ_MARGIN); a ping from the app resets that timer.
+    """
+    from scaffold.targets.nginx import PROXY_READ_MARGIN
+
+    return min(WS_PING_INTERVAL, (spec.app_server.timeout + PROXY_READ_MARGIN) / 2)
+
+
 def settings(spec: Spec) -> dict[str, object]:
     """Keyword arguments of uvicorn.Config, by their uvicorn names."""
     a = spec.app_server
@@ -125,6 +140,7 @@ def settings(spec: Spec) -> dict[str, object]:
         "proxy_headers": True,
         "forwarded_allow_ips": forwarded_allow_ips(spec),
         "timeout_keep_alive": a.keepalive,
+        "ws_ping_interval": ws_ping_interval(spec),
         "timeout_graceful_shutdown": a.graceful_timeout,
         "limit_concurrency": a.limit_concurrency,
         # Django's ASGI handler rejects the lifespan protocol.

@@ -116,6 +116,7 @@ def handshake(port: int, sni: Optional[str], *, timeout: float = 5.0) -> str:
 
 
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA  # opcodes, RFC 6455 section 5.2
 
 
 def websocket_accept(key: str) -> str:
@@ -123,38 +124,59 @@ def websocket_accept(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
 
 
-def websocket_frame(text: str) -> bytes:
-    """One masked, final text frame, as a client must send it (RFC 6455 section 5.2); under 126 bytes."""
-    payload, mask = text.encode(), os.urandom(4)
+def websocket_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked, final frame, as a client must send it (RFC 6455 section 5.2); payload under 126 bytes."""
+    mask = os.urandom(4)
     assert len(payload) < 126
-    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def read_websocket_frame(stream: Any) -> tuple[int, bytes]:
-    """(opcode, payload) of one unmasked frame from the server; payloads under 126 bytes."""
-    head = stream.read(2)
-    assert len(head) == 2 and head[1] < 126, head
-    return head[0] & 0x0F, stream.read(head[1])
+class WebSocket:
+    """A WebSocket client over TLS to loopback: handshake, text messages, pings answered.
 
+    Reads go through its own buffer, so a socket timeout (TimeoutError) loses no byte.
+    """
 
-def websocket_echo(port: int, name: str, path: str, message: str, *, context: ssl.SSLContext,
-                   timeout: float = 10.0) -> tuple[bytes, str]:
-    """Open a WebSocket over TLS, send *message*; return the handshake's head and the text echoed."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (f"GET {path} HTTP/1.1\r\nHost: {name}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-    with socket.create_connection((LOOPBACK, port), timeout) as raw:
-        with context.wrap_socket(raw, server_hostname=name) as tls:
-            tls.sendall(request)
-            stream = tls.makefile("rb")
-            head = b""
-            while not head.endswith(b"\r\n\r\n") and (line := stream.readline()):
-                head += line
-            if not head.startswith(b"HTTP/1.1 101 "):
-                return head + stream.read(4096), ""
-            accept = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"sec-websocket-accept:")]
-            assert accept == [websocket_accept(key).encode()], head
-            tls.sendall(websocket_frame(message))
-            opcode, payload = read_websocket_frame(stream)
-            return head, payload.decode() if opcode == 0x1 else f"opcode {opcode}"
+    def __init__(self, port: int, name: str, path: str, *, context: ssl.SSLContext, timeout: float = 10.0) -> None:
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        raw = socket.create_connection((LOOPBACK, port), timeout)
+        self.tls = context.wrap_socket(raw, server_hostname=name)
+        self.buffer = b""
+        self.tls.sendall((f"GET {path} HTTP/1.1\r\nHost: {name}\r\nUpgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.key}\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self.buffer and self._fill():
+            pass
+        self.head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+
+    def _fill(self) -> bool:
+        chunk = self.tls.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    @property
+    def upgraded(self) -> bool:
+        """Whether the server switched protocols with the right Sec-WebSocket-Accept."""
+        accept = [line.split(b":", 1)[1].strip() for line in self.head.split(b"\r\n")
+                  if line.lower().startswith(b"sec-websocket-accept:")]
+        return self.head.startswith(b"HTTP/1.1 101 ") and accept == [websocket_accept(self.key).encode()]
+
+    def send_text(self, text: str) -> None:
+        self.tls.sendall(websocket_frame(TEXT, text.encode()))
+
+    def receive(self) -> tuple[int, bytes]:
+        """The next data or close frame (opcode, payload), answering pings on the way; (CLOSE, b"") at EOF."""
+        while True:
+            while len(self.buffer) < 2 or len(self.buffer) < 2 + (self.buffer[1] & 0x7F):
+                if not self._fill():
+                    return CLOSE, b""
+            assert self.buffer[1] < 126, self.buffer[:2]  # unmasked, short: all this client expects
+            size = 2 + self.buffer[1]
+            opcode, payload, self.buffer = self.buffer[0] & 0x0F, self.buffer[2:size], self.buffer[size:]
+            if opcode == PING:
+                self.tls.sendall(websocket_frame(PONG, payload))
+            elif opcode != PONG:
+                return opcode, payload
+
+    def close(self) -> None:
+        self.tls.close()

@@ -20,6 +20,7 @@ SETTINGS = {
     'proxy_headers': True,
     'forwarded_allow_ips': ['*'],
     'timeout_keep_alive': 5,
+    'ws_ping_interval': 20.0,
     'timeout_graceful_shutdown': 30,
     'limit_concurrency': 1000,
     'lifespan': 'off',
