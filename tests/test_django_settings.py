@@ -523,7 +523,8 @@ for what in sys.argv[1:]:
         facts[what] = timed(lambda: query("select pg_sleep(4)"))
     elif what == "quick":
         facts[what] = timed(lambda: query("select 1"))
-        facts["pool_max_size"] = connection.pool.max_size if connection.pool else None
+        pool = getattr(connection, "pool", None)  # postgresql only
+        facts["pool_max_size"] = pool.max_size if pool else None
     elif what == "cache":
         facts[what] = timed(lambda: cache.get("key"))
 print(json.dumps(facts))
@@ -695,3 +696,16 @@ def test_error_mail_the_relay_refuses_is_logged_not_dropped(python: str, tmp_pat
     assert done.stdout.strip() == "500"
     assert re.search(r"ERROR blog\.mail \[\d+\] error mail to ADMINS was not sent: ConnectionRefusedError",
                      done.stderr), done.stderr
+
+
+def test_an_unanswering_mysql_costs_the_connect_timeout(silent_server: int, tmp_path: Path) -> None:
+    """mysqlclient takes the rendered OPTIONS (it refuses unknown ones) and gives up after connect_timeout."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        _unavailable("mysqlclient is not installed (it needs a C toolchain: see .ci/run)")
+    database = {"engine": "mysql", "host": "127.0.0.1", "port": silent_server}
+    spec = validate_data(yaml.safe_load(MINIMAL) | {"django": {"project": "blog", "database": database}})
+    facts = _probe_services(sys.executable, tmp_path, spec, "quick")
+    assert facts["quick"]["result"] == "MySQLdb.OperationalError"
+    assert target.CONNECT_TIMEOUT - 1 <= facts["quick"]["seconds"] < target.CONNECT_TIMEOUT + 3
