@@ -85,7 +85,7 @@ def test_runbook_installs_the_drivers_and_websocket_library_the_settings_use(dja
     spec = validate_data(data)
     assert runbook.app_server_packages(spec) == pip
     assert [p for p in runbook.system_packages(spec) if p in runbook.MYSQL_BUILD_PACKAGES] == apt
-    text = next(f.content for f in render_all(spec, spec_name="spec.yaml") if str(f.dest) == "INSTALL.md")
+    text = next(f.content for f in render_all(spec) if str(f.dest) == "INSTALL.md")
     assert " ".join(runbook.q(p) for p in pip) in text
 
 
@@ -99,9 +99,9 @@ def test_runbook_installs_or_checks_the_mail_relay(django, postfix, check) -> No
 
     spec = validate_data({"version": 1, "name": "blog", "domain": "blog.example.org",
                           "django": {"project": "blog", **django}})
-    text = next(f.content for f in render_all(spec, spec_name="spec.yaml") if str(f.dest) == "INSTALL.md")
+    text = next(f.content for f in render_all(spec) if str(f.dest) == "INSTALL.md")
     assert ("apt-get install -y postfix" in text) is postfix
     assert ("postconf -e inet_interfaces=loopback-only" in text) is postfix
     assert ("manage sendtestemail --admins" in text) is check
-    settings = next(f.content for f in render_all(spec, spec_name="spec.yaml") if f.dest.parts[0] == "django")
+    settings = next(f.content for f in render_all(spec) if f.dest.parts[0] == "django")
     assert f"(django.email_relay: {'postfix' if postfix else 'external'})" in settings
