@@ -261,14 +261,15 @@ def error_mail_handler(**options):
         def emit(self, record):
             try:
                 super().emit(record)
-            except Exception as error:  # noqa: BLE001 - any failure to send must be reported, not raised
+            except Exception as error:  # noqa: BLE001 - report any failure to send, never raise
                 _MAIL_FAILURES.error("error mail to ADMINS was not sent: %r", error)
 
         def send_mail(self, subject, message, *args, **kwargs):
             if django.VERSION >= (6, 1):
                 return super().send_mail(subject, message, *args, **kwargs)
             kwargs["fail_silently"] = False
-            return mail.mail_admins(subject, message, *args, connection=mail.get_connection(), **kwargs)
+            connection = mail.get_connection()
+            return mail.mail_admins(subject, message, *args, connection=connection, **kwargs)
 
     return ErrorMailHandler(**options)
 

@@ -144,7 +144,7 @@ _SQLITE_FILE = '/var/lib/blog/db.sqlite3'
 
 
 def _in_code_dir(name):
-    """Whether an SQLite NAME (relative ones open in the working directory, the code) is in the code."""
+    """Whether an SQLite NAME is in the code (a relative one opens in the working directory)."""
     if not name or str(name) == ":memory:" or str(name).startswith("file:"):
         return False
     path = os.path.realpath(os.path.join(_CODE_DIR, os.fspath(name)))
@@ -251,14 +251,15 @@ def error_mail_handler(**options):
         def emit(self, record):
             try:
                 super().emit(record)
-            except Exception as error:  # noqa: BLE001 - any failure to send must be reported, not raised
+            except Exception as error:  # noqa: BLE001 - report any failure to send, never raise
                 _MAIL_FAILURES.error("error mail to ADMINS was not sent: %r", error)
 
         def send_mail(self, subject, message, *args, **kwargs):
             if django.VERSION >= (6, 1):
                 return super().send_mail(subject, message, *args, **kwargs)
             kwargs["fail_silently"] = False
-            return mail.mail_admins(subject, message, *args, connection=mail.get_connection(), **kwargs)
+            connection = mail.get_connection()
+            return mail.mail_admins(subject, message, *args, connection=connection, **kwargs)
 
     return ErrorMailHandler(**options)
 
