@@ -304,7 +304,7 @@ class AppServer(_Section):
     workers: Workers = Field("auto", description='Worker processes per app host: an integer >= 1, or "auto" (2 x CPUs + 1, computed at start-up; gunicorn only).')
     threads: _whole(1, 256) = Field(1, description="gunicorn only; > 1 selects the gthread worker.")
     bind: Optional[ProxiedAddress] = Field(None, description="unix:/ABS/PATH, IP:PORT, [IPv6]:PORT or localhost:PORT. Default: unix:<run_dir>/app.sock, or TCP on the upstream servers' port.")
-    timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted.")
+    timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted (gunicorn's sync worker); gthread, ASGI and uvicorn requests are cut off by nginx after timeout + 5 s, and every SQL statement after django.database.statement_timeout (default: this).")
     graceful_timeout: _whole(1, 600) = Field(30, description="Seconds workers get to finish requests on stop or reload (at most 600).")
     keepalive: _whole(0, 3600) = Field(5, description="Seconds an idle connection from nginx stays open.")
     max_requests: Count = Field(1000, description="gunicorn: restart a worker after this many requests (0 = never), with 10% jitter. Not used by uvicorn.")
