@@ -254,21 +254,35 @@ def _csp_report_uri(value: str) -> str:
     return value
 
 
-CspDirective = Annotated[str, AfterValidator(_csp_directive)]
-CspSource = Annotated[str, AfterValidator(_csp_source)]
-CspReportUri = Annotated[str, AfterValidator(_csp_report_uri)]
+_CSP_DIRECTIVE = {"type": "string", "pattern": "^[a-z][a-z-]*$",
+                  "patternErrorMessage": "a CSP directive name like script-src"}
+_CSP_SOURCE = {"type": "string", "pattern": "^[^\\s;,\"]+$",
+               "patternErrorMessage": "one source per list item, like 'self' or https://cdn.example.com; "
+                                      "no spaces, ';', ',' or '\"'"}
+_CSP_REPORT_URI = {"type": "string", "pattern": "^(?:/|https://)[^\\s;,\"']*$",
+                   "patternErrorMessage": "a path on the site (/csp-report/) or an https:// URL"}
+CspDirective = Annotated[str, AfterValidator(_csp_directive), _JsonSchema(_CSP_DIRECTIVE)]
+CspSource = Annotated[str, AfterValidator(_csp_source), _JsonSchema(_CSP_SOURCE)]
+CspReportUri = Annotated[str, AfterValidator(_csp_report_uri), _JsonSchema(_CSP_REPORT_URI)]
 
 
 class Csp(_Section):
     """Content-Security-Policy from Django's own middleware (Django 6.0+)."""
 
     mode: Literal["off", "report-only", "enforce"] = Field("report-only", description="report-only: browsers report what the policy would block (SECURE_CSP_REPORT_ONLY); enforce: they block it (SECURE_CSP).")
-    directives: dict[CspDirective, list[CspSource]] = Field(default_factory=dict, description="Directives to add or replace in the default policy, e.g. script-src: [\"'self'\", https://cdn.example.com].")
+    directives: dict[CspDirective, list[CspSource]] = Field(default_factory=dict, json_schema_extra={"default": {}, "additionalProperties": False}, description="Directives to add or replace in the default policy, e.g. script-src: [\"'self'\", https://cdn.example.com].")
     report_uri: Optional[CspReportUri] = Field(None, description="Where browsers send violation reports (report-uri): a path on the site or an https:// URL.")
 
 
 class Django(_Section):
     """The Django project and where it lives on the host."""
+
+    # _check_relay: an external relay is named; postfix runs here, so the settings send to localhost.
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when("email_relay", {"const": "external"}, {"required": ["email_host"],
+                                                     **_fields(email_host={"type": "string"})}),
+        _when("email_relay", {"const": "postfix"}, _fields(email_host={"enum": [None, "localhost"]})),
+    ]})
 
     project: Module = Field(description="Import package holding wsgi.py / asgi.py.")
     settings_module: Optional[Module] = Field(None, description="DJANGO_SETTINGS_MODULE in production: the rendered settings file. Default: <project>.settings_production.")
@@ -285,7 +299,7 @@ class Django(_Section):
     email_relay: Optional[Literal["postfix", "external"]] = Field(None, description="Who runs the SMTP relay: postfix = the runbook installs postfix on each app host, listening on loopback only (email_host unset); external = the relay at email_host already exists. Default: postfix without email_host, external with it.")
     email_user: Optional[Line] = Field(None, description="SMTP user name; its password is the secret EMAIL_HOST_PASSWORD.")
     server_email: Optional[Email] = Field(None, description="From address of error mails. Default: root@<domain>.")
-    csp: Csp = Field(default_factory=Csp, description="Content-Security-Policy on Django 6.0+ (Django 5.2 has no CSP support).")
+    csp: Csp = _section(Csp, "Content-Security-Policy on Django 6.0+ (Django 5.2 has no CSP support).")
     silenced_checks: list[DjangoCheckId] = _list("Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS); ids in Django's security, async, caches and mail namespaces must exist.")
 
 
