@@ -187,6 +187,8 @@ def test_tls_follows_mozilla_guideline_6(tmp_path: Path, profile: str, protocols
 @pytest.mark.parametrize("version, listen_http2, http2_on, tickets_off", [
     ("1.22", True, False, True), ("1.23.2", True, False, False), ("1.25.0", True, False, False),
     ("1.25.1", False, True, False), ("1.28", False, True, False),
+    # A series means its newest patch release: every real 1.25.x but 1.25.0 warns on `listen ... http2`.
+    ("1.25", False, True, False), ("1.23", True, False, False),
 ])
 def test_syntax_follows_the_nginx_version(tmp_path: Path, version: str, listen_http2: bool,
                                           http2_on: bool, tickets_off: bool) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support import example_paths, require_tool
+from support import EXAMPLES, example_paths, require_tool
 from scaffold.render import render_all
 from scaffold.spec import load_spec
 
@@ -44,7 +44,7 @@ def test_mentions_every_real_path_and_file(path: Path) -> None:
 
 def test_systemd_runbook_enables_units_and_one_host_timers() -> None:
     text = _install_md(next(p for p in example_paths() if p.stem == "uvicorn-systemd"))
-    assert "systemctl enable --now chat-web.socket chat-web@1.service chat-web@2.service" in text
+    assert "systemctl enable --now chat-web.socket chat-web.target\n" in text
     assert "systemctl enable --now chat-clearsessions.timer" in text
     assert "supervisorctl" not in text
 
@@ -105,3 +105,34 @@ def test_runbook_installs_or_checks_the_mail_relay(django, postfix, check) -> No
     assert ("manage sendtestemail --admins" in text) is check
     settings = next(f.content for f in render_all(spec) if f.dest.parts[0] == "django")
     assert f"(django.email_relay: {'postfix' if postfix else 'external'})" in settings
+
+
+def test_systemd_deploy_step_restarts_background_programs_too() -> None:
+    text = _install_md(EXAMPLES / "asgi-both.yaml")
+    assert "systemctl reload market-web.service\nsystemctl try-restart market-celery@1.service" in text
+    assert "market-beat.service" in text.split("systemctl try-restart", 1)[1].splitlines()[0]
+
+
+def test_runbook_stops_what_a_smaller_spec_left_behind(tmp_path: Path) -> None:
+    """Instances beyond `workers` are found by the runbook's own pipeline, and only those."""
+    bash = require_tool("bash")
+    text = _install_md(EXAMPLES / "uvicorn-systemd.yaml")
+    line = next(l for l in text.splitlines() if l.startswith("systemctl list-units --all"))
+    fake = tmp_path / "systemctl"
+    listed = "chat-web@1.service loaded active running x\nchat-web@2.service loaded\nchat-web@3.service a\nchat-web@12.service b\n"
+    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = list-units ]; then printf '{listed}'; else echo \"$@\" >>{tmp_path}/calls; fi\n")
+    fake.chmod(0o755)
+    subprocess.run([bash, "-euo", "pipefail", "-c", line], check=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert (tmp_path / "calls").read_text().split() == ["disable", "--now", "chat-web@3.service", "chat-web@12.service"]
+
+
+def test_checks_trust_a_self_signed_certificate_and_read_the_journal() -> None:
+    text = _install_md(EXAMPLES / "uvicorn-systemd.yaml")
+    assert "--cacert /etc/ssl/chat/fullchain.pem --resolve chat.example.net:443:127.0.0.1" in text
+    assert "journalctl --no-pager -n 50 -u 'chat-web@*' -u chat-clearsessions.service" in text
+    assert "ls -l /var/log/chat" not in text
+
+
+def test_migrate_runs_as_the_app_user_with_a_private_umask() -> None:
+    text = _install_md(EXAMPLES / "uvicorn-systemd.yaml")
+    assert "umask 0027 && runuser -u chat --" in text

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import example_paths, require_tool
+from support import EXAMPLES, example_paths, require_tool
 from scaffold.render import render_all
 from scaffold.spec import validate_data
 from scaffold.targets import systemd
@@ -49,7 +49,7 @@ def _host_tree(tmp: Path, spec) -> Path:
 
 def _unit_names(spec) -> list[str]:
     """Every unit, templates as their first instance (what `systemctl enable` gets)."""
-    found = [f"{spec.name}-web.socket"]
+    found = [f"{spec.name}-web.socket", *(u.filename for u in systemd.units(spec) if u.filename.endswith(".target"))]
     for program in programs(spec):
         found += systemd.instance_names(program)[:1]
         found += [f"{program.name}.timer"] if program.schedule else []
@@ -119,6 +119,52 @@ def test_uvicorn_processes_share_the_socket() -> None:
     assert units["chat-web@.service"]["Restart"] == "always"  # uvicorn exits 0 after limit_max_requests
     assert units["chat-clearsessions.service"]["Type"] == "oneshot"
     assert units["chat-clearsessions.timer"]["OnCalendar"] == "daily"
+
+
+def _lines(spec, filename: str) -> list[tuple[str, str]]:
+    unit = next(u for u in systemd.units(spec) if u.filename == filename)
+    return [(k, v) for _, lines in unit.sections for k, v in lines]
+
+
+def _uvicorn(**changes):
+    data = yaml.safe_load((next(p for p in example_paths() if p.stem == "uvicorn-systemd")).read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        data.setdefault(section, {})[key] = value
+    return validate_data(data)
+
+
+def test_instances_belong_to_one_target_the_socket_starts() -> None:
+    """A socket restart brings every instance back, and `workers` lives in a unit file."""
+    spec = _uvicorn(app_server__workers=3)
+    target = dict(_lines(spec, "chat-web.target"))
+    assert target["Wants"] == "chat-web@1.service chat-web@2.service chat-web@3.service"
+    assert (target["BindsTo"], target["After"]) == ("chat-web.socket", "chat-web.socket")
+    assert ("Wants", "chat-web.target") in _lines(spec, "chat-web.socket")
+    instance = dict(_lines(spec, "chat-web@.service"))
+    assert instance["PartOf"] == "chat-web.target" and "WantedBy" not in instance
+    fewer = _uvicorn(app_server__workers=2)
+    assert dict(_lines(fewer, "chat-web.target"))["Wants"] == "chat-web@1.service chat-web@2.service"
+
+
+def test_setup_failures_end_in_failed() -> None:
+    """A missing credential (exit 243) is not retried; a crash loop reaches the start limit at RestartSec=2."""
+    for spec, name in ((_uvicorn(), "chat-web@.service"), (_systemd_spec(EXAMPLES / "full.yaml"), "shop-web.service")):
+        lines = dict(_lines(spec, name))
+        assert "243" in lines["RestartPreventExitStatus"].split()
+    gunicorn = dict(_lines(_systemd_spec(EXAMPLES / "full.yaml"), "shop-web.service"))
+    burst, interval = int(gunicorn["StartLimitBurst"]), int(gunicorn["StartLimitIntervalSec"])
+    assert burst * int(gunicorn["RestartSec"]) * 2 < interval  # even starts taking RestartSec each get there
+
+
+def test_state_directory_keeps_its_mode_and_sqlite_elsewhere_is_writable() -> None:
+    spec = _uvicorn()
+    assert ("StateDirectoryMode", "0750") in _lines(spec, "chat-web@.service")
+    beside = _uvicorn(django__database={"engine": "sqlite", "name": "/var/lib/chat-db/db.sqlite3"})
+    writable = dict(_lines(beside, "chat-web@.service"))["ReadWritePaths"].split()
+    assert "/var/lib/chat-db" in writable
+    inside = _uvicorn(django__database={"engine": "sqlite", "name": "/var/lib/chat/data/db.sqlite3"})
+    assert "/var/lib/chat/data" not in dict(_lines(inside, "chat-web@.service"))["ReadWritePaths"].split()
 
 
 @pytest.mark.parametrize("word, expected", [

@@ -238,16 +238,50 @@ def systemd_steps(spec: Spec) -> dict[str, Any] | None:
     if spec.process_manager not in ("systemd", "both"):
         return None
     names = [u.filename for u in systemd.units(spec)]  # the .tmpfiles snippet is not a unit
-    every, one = [f"{spec.name}-web.socket"], []
-    for program in programs(spec):
+    every, one = [f"{spec.name}-web.socket", *systemd.web_units(spec)], []
+    for program in programs(spec)[1:]:
         target = one if program.singleton or program.schedule else every
         target += [f"{program.name}.timer"] if program.schedule else systemd.instance_names(program)
-    reload_web = programs(spec)[0].reload_signal is not None
+    web = programs(spec)[0]
     return {"units": " ".join(q(f"{systemd.NAME}/{n}") for n in names),
             "verify": " ".join(q(f"{systemd.UNIT_DIR}/{n}") for n in names),
             "tmpfiles": (q(f"{systemd.NAME}/{spec.name}.tmpfiles"), q(f"{TMPFILES_DIR}/{spec.name}.conf")),
             "every": " ".join(q(u) for u in every), "one": " ".join(q(u) for u in one),
-            "web": " ".join(q(u) for u in systemd.instance_names(programs(spec)[0])), "reload_web": reload_web}
+            "reload_web": _systemd_reload(web), "reload_background": _background_services(spec),
+            "instances": _surplus_instances(web), "prefix": q(f"{spec.name}-"),
+            "journal": " ".join(f"-u {q(u)}" for u in _journal_units(spec))}
+
+
+def _systemd_reload(web: Program) -> str:
+    """New code with no lost request: HUP to gunicorn, else one uvicorn instance after the other.
+
+    The socket stays open meanwhile (systemd owns it), so connections wait in its backlog.
+    """
+    if web.reload_signal is not None:
+        return f"systemctl reload {q(systemd.instance_names(web)[0])}"
+    return " && ".join(f"systemctl restart {q(name)}" for name in systemd.instance_names(web))
+
+
+def _background_services(spec: Spec) -> str:
+    """The long-running background services: try-restart restarts them where they run (a singleton
+    only on its host). A scheduled program picks up new code at its next run."""
+    names = [n for p in programs(spec)[1:] if not p.schedule for n in systemd.instance_names(p)]
+    return " ".join(q(n) for n in names)
+
+
+def _surplus_instances(web: Program) -> str | None:
+    """A pipeline that stops and disables web instances beyond ``workers`` (after a scale-down)."""
+    if web.numprocs == 1:
+        return None
+    keep = "|".join(str(i) for i in range(1, web.numprocs + 1))
+    pattern = q(f"{web.name}@*.service")
+    return (f"systemctl list-units --all --plain --no-legend {pattern} | awk '{{print $1}}' "
+            f"| grep -Ev {q(f'^{web.name}@({keep})[.]service$')} | xargs -r systemctl disable --now")
+
+
+def _journal_units(spec: Spec) -> list[str]:
+    """Every service whose output is in the journal: templates by a glob."""
+    return [f"{p.name}@*" if p.numprocs > 1 else f"{p.name}.service" for p in programs(spec)]
 
 
 def _timer_units(spec: Spec) -> list[str]:
@@ -262,8 +296,12 @@ def checks(spec: Spec) -> dict[str, Any]:
     scheme = "https" if https else "http"
     url = f"{scheme}://{spec.domain}" + (f":{port}" if port not in (80, 443) else "") + "/"
     socket = address.removeprefix("unix:") if address.startswith("unix:") else None
+    # A certificate from files may be self-signed or from an internal CA: curl trusts the chain
+    # file itself (a partial chain, which curl accepts with OpenSSL by default since 7.68).
+    cacert = f"--cacert {q(spec.tls.certificate)} " if spec.tls.mode == "files" else ""
     return {"socket": q(socket) if socket else None, "tcp": None if socket else q(f"http://{_local(address)}/"),
-            "url": q(url), "resolve": q(f"{spec.domain}:{port}:127.0.0.1"), "host": q(f"Host: {spec.domain}")}
+            "url": q(url), "resolve": q(f"{spec.domain}:{port}:127.0.0.1"), "host": q(f"Host: {spec.domain}"),
+            "cacert": cacert}
 
 
 def _local(address: str) -> str:

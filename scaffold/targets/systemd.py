@@ -36,6 +36,16 @@ NAME = "systemd"
 UNIT_DIR = "/etc/systemd/system"
 KILL = "/bin/kill"
 RESTART_SEC = 2
+# A crash loop ends in `failed` (where `systemctl --failed` and monitoring look): START_LIMIT_BURST
+# starts within START_LIMIT_INTERVAL. With RestartSec=2 five starts take about 10 s, well inside the
+# 60 s window; systemd's default window (10 s) is never reached at that pace (systemd.unit(5)).
+START_LIMIT_BURST = 5
+START_LIMIT_INTERVAL = 60
+# Exit statuses of a start that failed before the program ran (systemd.exec(5), "Process Exit Codes"):
+# CHDIR, EXEC, GROUP, USER, NAMESPACE (a missing ReadWritePaths= entry), LOGS_DIRECTORY,
+# STATE_DIRECTORY, CREDENTIALS (a missing LoadCredential= file). Retrying cannot fix them.
+SETUP_FAILURES = "200 203 216 217 226 233 238 243"
+STATE_DIRECTORY_MODE = 0o750
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 _NODE_NAME = "--hostname={program}-%i@%%h"
 
@@ -97,8 +107,10 @@ def _unit_job(unit: Unit) -> RenderJob:
 
 
 def units(spec: Spec) -> list[Unit]:
-    """Every unit, the web app's first."""
+    """Every unit, the web app's first (its socket, and the target that holds its instances)."""
     found = [socket_unit(spec)]
+    if programs(spec)[0].numprocs > 1:
+        found.append(web_target(spec))
     for program in programs(spec):
         found.append(service_unit(spec, program))
         if program.schedule:
@@ -118,6 +130,33 @@ def instance_names(program: Program) -> list[str]:
     return [f"{program.name}@{i}.service" for i in range(1, program.numprocs + 1)]
 
 
+def web_target_name(spec: Spec) -> str:
+    """``<name>-web.target``: the web app's instances as one unit."""
+    return f"{spec.name}-web.target"
+
+
+def web_units(spec: Spec) -> list[str]:
+    """What the operator enables and restarts for the web app: its service, or the target of its instances."""
+    web = programs(spec)[0]
+    return [web_target_name(spec)] if web.numprocs > 1 else instance_names(web)
+
+
+def web_target(spec: Spec) -> Unit:
+    """The instances 1..N of the web template, started, stopped and restarted together.
+
+    The number of instances lives here, so a changed ``workers`` is a changed file (``render
+    --check`` sees it). Bound to the socket: a socket restart restarts the target, which starts
+    every instance again, not only the one the socket's ``Service=`` names.
+    """
+    web = programs(spec)[0]
+    socket = f"{web.name}.socket"
+    return Unit(web_target_name(spec), (
+        ("Unit", (("Description", escape_specifiers(f"{web.description}: {web.numprocs} instances")),
+                  ("Wants", " ".join(instance_names(web))), ("BindsTo", socket), ("After", socket))),
+        ("Install", (("WantedBy", "multi-user.target"),)),
+    ))
+
+
 def socket_unit(spec: Spec) -> Unit:
     """The web app's listening socket, created and owned by systemd."""
     web = programs(spec)[0]
@@ -126,11 +165,14 @@ def socket_unit(spec: Spec) -> Unit:
     if address.startswith("unix:"):
         listen += [("SocketUser", spec.django.user or ""), ("SocketGroup", spec.app_server.socket_group),
                    ("SocketMode", f"{appserver.SOCKET_MODE:04o}")]
+    unit = [("Description", escape_specifiers(f"{web.description}: listening socket"))]
     if web.numprocs > 1:
-        # Traffic needs one service to start; the other instances inherit the socket (Sockets=).
+        # A socket names one service to start on traffic; the others inherit the socket
+        # (Sockets=), and starting the socket starts the target of all of them.
         listen.append(("Service", instance_names(web)[0]))
+        unit.append(("Wants", web_target_name(spec)))
     return Unit(f"{web.name}.socket", (
-        ("Unit", (("Description", escape_specifiers(f"{web.description}: listening socket")),)),
+        ("Unit", tuple(unit)),
         ("Socket", tuple(listen)),
         ("Install", (("WantedBy", "sockets.target"),)),
     ))
@@ -138,17 +180,25 @@ def socket_unit(spec: Spec) -> Unit:
 
 def service_unit(spec: Spec, program: Program) -> Unit:
     """A hardened service for one program."""
-    sections = [("Unit", tuple(_unit_section(program))), ("Service", tuple(_service_section(spec, program)))]
-    if not program.schedule:
+    sections = [("Unit", tuple(_unit_section(spec, program))),
+                ("Service", tuple(_service_section(spec, program)))]
+    if not program.schedule and not (program.web and program.numprocs > 1):
         sections.append(("Install", (("WantedBy", "multi-user.target"),)))
     return Unit(service_name(program), tuple(sections))
 
 
-def _unit_section(program: Program) -> list[tuple[str, str]]:
+def _unit_section(spec: Spec, program: Program) -> list[tuple[str, str]]:
     lines = [("Description", escape_specifiers(program.description)), ("After", "network.target")]
     if program.web:
         socket = f"{program.name}.socket"
         lines += [("Requires", socket), ("After", socket)]
+        if program.numprocs > 1:
+            # `systemctl restart/stop <name>-web.target` reaches every instance.
+            lines.append(("PartOf", web_target_name(spec)))
+    if not program.schedule and not program.restart_on_clean_exit:
+        # uvicorn instances are left out: each exits cleanly after max_requests and is started again,
+        # which a busy site can do more than five times a minute.
+        lines += [("StartLimitIntervalSec", str(START_LIMIT_INTERVAL)), ("StartLimitBurst", str(START_LIMIT_BURST))]
     return lines
 
 
@@ -193,7 +243,8 @@ def _stop(program: Program) -> list[tuple[str, str]]:
              ("TimeoutStopSec", str(program.stop_timeout))]
     if not program.schedule:
         restart = "always" if program.restart_on_clean_exit else "on-failure"
-        lines += [("Restart", restart), ("RestartSec", str(RESTART_SEC))]
+        lines += [("Restart", restart), ("RestartSec", str(RESTART_SEC)),
+                  ("RestartPreventExitStatus", SETUP_FAILURES)]
     return lines
 
 
@@ -205,7 +256,10 @@ def _secrets(spec: Spec) -> list[tuple[str, str]]:
 
 def _writable(spec: Spec) -> list[tuple[str, str]]:
     """What the app may write under ProtectSystem=strict: state, logs, run dir, uploads."""
-    lines = [("StateDirectory", state_dir(spec).removeprefix("/var/lib/"))]
+    # Without a mode systemd resets the directory to 0755 at every start, and the sqlite file in it
+    # would be readable by every local user (systemd.exec(5), StateDirectoryMode=).
+    lines = [("StateDirectory", state_dir(spec).removeprefix("/var/lib/")),
+             ("StateDirectoryMode", f"{STATE_DIRECTORY_MODE:04o}")]
     log_dir = spec.paths.log_dir or ""
     paths = [spec.paths.run_dir or "", spec.media.root or ""]
     if log_dir.startswith("/var/log/"):
@@ -215,9 +269,10 @@ def _writable(spec: Spec) -> list[tuple[str, str]]:
         paths.append(log_dir)
     database = spec.django.database
     if database is not None and database.engine == "sqlite":
-        sqlite_dir = str(PurePosixPath(database.name or "").parent)
-        if not sqlite_dir.startswith(state_dir(spec)):
-            paths.append(sqlite_dir)
+        sqlite_dir = PurePosixPath(database.name or "").parent
+        # By path components: /var/lib/<name>-db is not inside /var/lib/<name>.
+        if not sqlite_dir.is_relative_to(state_dir(spec)):
+            paths.append(str(sqlite_dir))
     return lines + [("ReadWritePaths", " ".join(paths))]
 
 
