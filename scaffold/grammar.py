@@ -132,14 +132,20 @@ def check_nginx_version(value: str) -> str:
     return value
 
 
-# "MAJOR.MINOR" names a release series and means its newest patch release: nginx adds directives
-# in patch releases too (`http2 on` in 1.25.1, ticket key rotation in 1.23.2), and a site written
-# for "1.25" must load warning-free on the 1.25.x an operator actually runs. An older patch
-# release is written out in full ("1.25.0").
+def parse_nginx_version(value: str) -> tuple[int, int, int]:
+    """``"1.22"`` → ``(1, 22, 0)``: the series' first release, for the oldest-version rule."""
+    major, minor, patch = (check_nginx_version(value).split(".") + ["0"])[:3]
+    return int(major), int(minor), int(patch)
+
+
+# For the syntax a config uses, "MAJOR.MINOR" means the series' newest patch release: nginx adds
+# directives in patch releases too (`http2 on` in 1.25.1, ticket key rotation in 1.23.2), and a
+# site written for "1.25" must load warning-free on the 1.25.x an operator actually runs. An older
+# patch release is written out in full ("1.25.0").
 SERIES_NEWEST_PATCH = 10**6
 
 
-def parse_nginx_version(value: str) -> tuple[int, int, int]:
+def nginx_syntax_version(value: str) -> tuple[int, int, int]:
     """``"1.22.1"`` → ``(1, 22, 1)``; ``"1.22"`` → the newest 1.22.x, to compare with what a directive needs."""
     major, minor, patch = (check_nginx_version(value).split(".") + [str(SERIES_NEWEST_PATCH)])[:3]
     return int(major), int(minor), int(patch)

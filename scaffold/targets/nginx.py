@@ -77,7 +77,7 @@ def jobs(spec: Spec) -> list[RenderJob]:
 
 def http2_directive(spec: Spec) -> bool:
     """True when HTTP/2 is turned on with `http2 on;` rather than a listen parameter."""
-    return grammar.parse_nginx_version(spec.nginx.version) >= HTTP2_DIRECTIVE_SINCE
+    return grammar.nginx_syntax_version(spec.nginx.version) >= HTTP2_DIRECTIVE_SINCE
 
 
 def listens(spec: Spec) -> dict[str, list[str]]:
@@ -111,7 +111,7 @@ def tls_policy(spec: Spec) -> dict[str, object]:
         "ciphers": INTERMEDIATE_CIPHERS,
         "groups": TLS_GROUPS,
         "session_cache": SESSION_CACHE,
-        "tickets_off": grammar.parse_nginx_version(spec.nginx.version) < TICKET_ROTATION_SINCE,
+        "tickets_off": grammar.nginx_syntax_version(spec.nginx.version) < TICKET_ROTATION_SINCE,
     }
 
 
