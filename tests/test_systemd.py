@@ -116,6 +116,8 @@ def test_uvicorn_processes_share_the_socket() -> None:
     units = {u.filename: dict((k, v) for _, lines in u.sections for k, v in lines) for u in systemd.units(spec)}
     assert units["chat-web.socket"]["Service"] == "chat-web@1.service"
     assert units["chat-web@.service"]["Sockets"] == "chat-web.socket"
+    # Each start would otherwise make the shared listener blocking under the running instances.
+    assert units["chat-web@.service"]["NonBlocking"] == "yes"
     assert units["chat-web@.service"]["Restart"] == "always"  # uvicorn exits 0 after limit_max_requests
     assert units["chat-clearsessions.service"]["Type"] == "oneshot"
     assert units["chat-clearsessions.timer"]["OnCalendar"] == "daily"

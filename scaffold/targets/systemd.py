@@ -212,7 +212,11 @@ def _start(spec: Spec, program: Program) -> list[tuple[str, str]]:
     if lines[0][1] == "notify":
         lines.append(("NotifyAccess", "main"))
     if program.web and program.numprocs > 1:
-        lines.append(("Sockets", f"{program.name}.socket"))
+        # The instances share one open listening socket, O_NONBLOCK flag included. Without
+        # NonBlocking=yes systemd clears that flag for each instance it starts, and a running
+        # instance's event loop then blocks inside accept() with a connection it accepted a
+        # moment before left unanswered until the next one arrives (systemd.service(5)).
+        lines += [("Sockets", f"{program.name}.socket"), ("NonBlocking", "yes")]
     lines += [("User", spec.django.user or ""), ("Group", spec.django.group or ""),
               ("WorkingDirectory", spec.django.root or ""),
               ("Environment", format_environment(program.environment)),
