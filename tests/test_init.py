@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -236,7 +237,12 @@ def test_name_default_comes_from_the_domain(domain: str, name: str | None) -> No
 def _spawn_init(tmp_path: Path) -> pexpect.spawn:
     return pexpect.spawn(sys.executable, ["-m", "scaffold", "init", "spec.yaml"], cwd=str(tmp_path),
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "TERM": "dumb"},
-                         encoding="utf-8", timeout=20)
+                         encoding="utf-8", timeout=20, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """A shell's background job starts with SIGINT ignored, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_real_terminal_answers_every_prompt(runner, tmp_path: Path) -> None:
