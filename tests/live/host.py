@@ -88,6 +88,19 @@ def free_port(address: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
+    """*count* distinct free ports: every socket stays bound until all are chosen, so the
+    kernel cannot hand the same port out twice."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((address, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def has_ipv6_loopback() -> bool:
     """Whether ::1 can be bound here (some containers have no IPv6)."""
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional, TypeVar
 
 from live import client
-from live.host import APP_USER, free_port, has_ipv6_loopback, make_certificate
+from live.host import APP_USER, free_ports, has_ipv6_loopback, make_certificate
 from live.layout import (ALIAS, DOMAIN, NGINX_USER, Ports, Site, install_site, read_web_program, render_site,
                          rendered_files)
 
@@ -390,7 +390,8 @@ def prepare_host(base: Path, *, nginx: str, tmpfiles: str, venv: Path) -> Host:
 
 def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = None) -> Stack:
     """Render, install and start one site; on any failure, stop what was started and re-raise."""
-    ports = Ports(http=free_port(), https=free_port(), app=free_port())
+    http, https, app = free_ports(3)
+    ports = Ports(http=http, https=https, app=app)
     base = host.base / f"{kind}-{'pair' if pair else 'socket'}-{ports.https}"
     base.mkdir()
     base.chmod(0o755)
