@@ -268,7 +268,7 @@ def _cannot_ask(q: Question, default: str | None, problems: list[str]) -> str:
 
 
 def to_data(answers: Answers) -> dict[str, Any]:
-    """The spec data for *answers*: `version: 1` plus each non-empty answer, in the order SPEC.md uses."""
+    """The spec data for *answers*: `version: 1` plus each non-empty answer, in the spec format's own order (the README's reference table)."""
     data: dict[str, Any] = {"version": 1}
     for q in QUESTIONS:
         if q.name in answers and answers[q.name] != []:
@@ -297,7 +297,7 @@ def _section_model(model: Any, key: str) -> Any:
 def dump_spec(data: dict[str, Any]) -> str:
     """Commented YAML for *data*, with the schema line editors read; parses back to exactly *data*."""
     rows = list(_rows(data, ()))
-    column = max(32, *(len(text) + 2 for text, _ in rows))  # SPEC.md's comment column
+    column = max(32, *(len(text) + 2 for text, _ in rows))  # the comment column of the README's example spec
     body = "".join(f"{text:<{column}}# {comment}\n" if comment else f"{text}\n" for text, comment in rows)
     text = (f"# yaml-language-server: $schema={SCHEMA_REF}\n"
             "# Written by `djdeploy init`. Fields left out take their defaults, most derived from\n"

@@ -1,4 +1,4 @@
-"""Print median wall times of `djdeploy --help` and of rendering SPEC.md's example, in fresh processes.
+"""Print median wall times of `djdeploy --help` and of rendering tests/examples/full.yaml, in fresh processes.
 
 Run: python tests/bench_cli.py [--runs N]. Targets on a 2-core machine: --help under 80 ms,
 render under 250 ms; `python -c pass` is measured in the same run as the floor.
@@ -41,7 +41,7 @@ def main() -> None:
         rows = [
             ("python -c pass", median_ms([sys.executable, "-c", "pass"], runs), None),
             ("djdeploy --help", median_ms([*djdeploy, "--help"], runs), 80),
-            ("djdeploy render (SPEC.md example)",
+            ("djdeploy render (full example)",
              median_ms([*djdeploy, "render", str(EXAMPLE), "--out", str(out / "deploy"), "--force"], runs), 250),
         ]
     finally:

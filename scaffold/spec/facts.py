@@ -1,0 +1,42 @@
+"""Questions about a validated spec that both the rules and the targets ask."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+from scaffold import grammar
+from scaffold.spec.models import Background, Spec, UpstreamServer
+
+def remote_servers(spec: Spec) -> list[UpstreamServer]:
+    """Upstream servers on another host (TCP to a non-loopback address)."""
+    servers = spec.upstream.servers if spec.upstream else []
+    return [s for s in servers if is_remote(s.address)]
+
+
+def is_remote(address: str) -> bool:
+    """Whether nginx reaches *address* over the network (TCP to a host other than this one)."""
+    if address.startswith("unix:"):
+        return False
+    host, _ = grammar.split_address(address)
+    return not (host == "localhost" or host.startswith("127.") or host == "[::1]")
+
+
+def is_celery_beat(words: Sequence[str]) -> bool:
+    """Whether a background command runs the celery beat scheduler."""
+    return bool(words) and words[0] == "celery" and "beat" in words[1:]
+
+
+def is_singleton(program: Background) -> bool:
+    """Whether a background program must run on exactly one host."""
+    if program.singleton is not None:
+        return program.singleton
+    return is_celery_beat(split_command(program.command) or [])
+
+
+def split_command(command: str) -> list[str] | None:
+    """The words of a background command as a shell reads them; None when its quotes do not close."""
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return None
