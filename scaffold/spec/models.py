@@ -278,6 +278,11 @@ class Spec(_Section):
          "then": schema_fields(background={"items": schema_fields(schedule={"type": "null"})})},
         schema_when("process_manager", {"enum": ["systemd", "both"]}, schema_fields(
             django=schema_fields(root=SCHEMA_NOT_HOME, venv=SCHEMA_NOT_HOME), static=schema_fields(root=SCHEMA_NOT_HOME), media=schema_fields(root=SCHEMA_NOT_HOME))),
+        schema_when("process_manager", {"const": "pm2"}, schema_fields(background={"items": schema_fields(
+            stop_signal={"const": "TERM"})})),
+        {"if": {"required": ["process_manager", "app_server"], "properties": {
+            "process_manager": {"const": "pm2"}, "app_server": {"required": ["kind"], "properties": {"kind": {"const": "uvicorn"}}}}},
+         "then": schema_fields(app_server=schema_fields(workers={"not": SCHEMA_ONE}))},
         {"if": {"required": ["upstream"], "properties": {"upstream": {"type": "object", "required": ["servers"], "properties": {
             "servers": {"contains": {"required": ["address"], "properties": {"address": {"not": {"pattern": LOCAL_ADDRESS_PATTERN}}}}}}}}},
          "then": {"required": ["app_server"], **schema_fields(app_server={
@@ -295,7 +300,7 @@ class Spec(_Section):
     static: Static = section_field(Static, "STATIC_URL and STATIC_ROOT; nginx serves them.")
     media: Media = section_field(Media, "MEDIA_URL and MEDIA_ROOT; nginx serves them and never executes them.")
     nginx: Nginx = section_field(Nginx, "The nginx the configs are written for, and its ports.")
-    process_manager: Literal["supervisor", "systemd", "both"] = Field("supervisor", description="What runs the app server and background programs.")
+    process_manager: Literal["supervisor", "systemd", "both", "pm2"] = Field("supervisor", description="What runs the app server and background programs: supervisor, systemd, both (either, per host), or pm2 (an ecosystem file; pm2 from the npm registry, started at boot by systemd).")
     background: list[Background] = list_field("Long-running or scheduled programs beside the web app, such as celery.")
     hosts: Hosts = section_field(Hosts, "Where each part runs: the hosts of the Ansible inventory.")
     paths: Paths = section_field(Paths, "Run-time directories on the host.")

@@ -239,9 +239,9 @@ def _check_programs(spec: Spec) -> list[Problem]:
     problems: list[Problem] = []
     for i, program in enumerate(spec.background):
         problems.extend(((("background", i) + loc), msg) for loc, msg in _program_problems(spec, program))
-    if spec.process_manager != "supervisor":
+    if spec.process_manager in ("systemd", "both"):
         problems.extend(_check_home_paths(spec))
-    return problems
+    return problems + _check_pm2(spec)
 
 
 def _program_problems(spec: Spec, program: Background) -> list[Problem]:
@@ -257,7 +257,7 @@ def _program_problems(spec: Spec, program: Background) -> list[Problem]:
                          "run `celery ... beat` as its own background program instead"))
     if is_singleton(program) and program.numprocs > 1:
         problems.append((("numprocs",), "a singleton (such as celery beat) runs exactly once; use numprocs: 1"))
-    if spec.process_manager != "systemd" and _SUPERVISOR_COMMENT.search(program.command):
+    if spec.process_manager in ("supervisor", "both") and _SUPERVISOR_COMMENT.search(program.command):
         problems.append((("command",), "supervisor reads ';' or '#' after a space as a comment"))
     return problems + _schedule_problems(spec, program)
 
@@ -268,10 +268,30 @@ def _schedule_problems(spec: Spec, program: Background) -> list[Problem]:
     if spec.process_manager == "supervisor":
         return [(("schedule",), "supervisor cannot run a program periodically; use process_manager: "
                  "systemd or both (a systemd timer), or a scheduler such as celery beat")]
+    if spec.process_manager == "pm2":
+        return [(("schedule",), "pm2 cannot run a program periodically: its cron_restart restarts a running "
+                 "program, it does not start a job that exits; use process_manager: systemd or both "
+                 "(a systemd timer), or a scheduler such as celery beat")]
     if not grammar.CALENDAR.fullmatch(program.schedule):
         return [(("schedule",), f"{program.schedule!r} is not a systemd OnCalendar expression "
                  "(like daily, hourly or Mon *-*-* 04:00:00)")]
     return []
+
+
+def _check_pm2(spec: Spec) -> list[Problem]:
+    """What pm2 cannot do: a stop signal per program, or hand a listening socket to several processes."""
+    if spec.process_manager != "pm2":
+        return []
+    problems: list[Problem] = [
+        (("background", i, "stop_signal"), "pm2 stops every program with one signal, SIGTERM (its daemon's "
+         "PM2_KILL_SIGNAL, which gunicorn needs to finish its requests); remove stop_signal, or use "
+         "process_manager: supervisor or systemd")
+        for i, program in enumerate(spec.background) if program.stop_signal != "TERM"]
+    a = spec.app_server
+    if a.kind == "uvicorn" and isinstance(a.workers, int) and a.workers < 2:
+        problems.append((("app_server", "workers"), "under pm2, uvicorn's own supervisor runs the workers on one "
+                         "socket and replaces them one at a time on reload, which needs workers: 2 or more"))
+    return problems
 
 
 def _check_home_paths(spec: Spec) -> list[Problem]:

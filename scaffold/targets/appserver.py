@@ -31,6 +31,15 @@ RUN_DIR_MODE = 0o750
 SOCKET_MODE = 0o660
 
 
+def manager_passes_socket(spec: Spec) -> bool:
+    """Whether the process manager can create the listening socket and hand it to the app's processes.
+
+    supervisor ([fcgi-program], fd 0) and systemd (socket units, fd 3) can; pm2 cannot (it only
+    starts programs), so under pm2 every app server binds its own listener.
+    """
+    return spec.process_manager in ("supervisor", "systemd", "both")
+
+
 def module_for(spec: Spec) -> ModuleType:
     """The target module (gunicorn or uvicorn) that runs this spec's web app."""
     return import_module(f"scaffold.targets.{spec.app_server.kind}")

@@ -23,6 +23,18 @@ The socket is created by the process manager with owner ``django.user``, group
 ``app_server.socket_group``, mode ``appserver.SOCKET_MODE`` (0660) — never by
 uvicorn, which would make it 0666 (Kludex/uvicorn#2731).
 
+Under pm2, which cannot hand a socket over, the launcher binds ``app_server.bind``
+itself and runs uvicorn's own supervisor (``workers``: N processes sharing that one
+listener). That supervisor replaces each worker that dies, and on SIGHUP starts a
+new worker, waits until it serves, then stops an old one, one at a time: the
+listener never closes, so a reload loses no request. The objection above to
+uvicorn's ``--workers`` (workers outliving a SIGKILLed master) is answered by the
+launcher itself: each worker asks the kernel for SIGTERM when its parent dies
+(prctl PR_SET_PDEATHSIG), so a killed master takes its workers with it and pm2
+starts a fresh set. uvicorn makes a unix socket 0666: the run directory (0750,
+group ``app_server.socket_group``) is what keeps everyone but nginx out, as for
+gunicorn's socket.
+
 Processes are not recycled after a number of requests (``limit_max_requests``):
 under load every process reaches the limit within seconds of the others, and
 supervisor counts exits that come sooner than ``startsecs`` as failed starts,
@@ -36,6 +48,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from scaffold import grammar
 from scaffold.spec import Spec
 from scaffold.targets import appserver
 from scaffold.targets.appserver import graceful_timeout, stop_timeout  # noqa: F401 - part of the contract
@@ -52,7 +65,8 @@ def jobs(spec: Spec) -> list[RenderJob]:
     if spec.app_server.kind != "uvicorn":
         return []
     context = {"name": spec.name, "app": app(spec), "app_dir": spec.django.root, "settings": settings(spec),
-               "command": " ".join(command(spec)), "supervisor_fd": SUPERVISOR_FD, "systemd_fd": SYSTEMD_FD}
+               "command": " ".join(command(spec)), "supervisor_fd": SUPERVISOR_FD, "systemd_fd": SYSTEMD_FD,
+               "own_listener": own_listener(spec)}
     return [RenderJob("uvicorn/uvicorn_launcher.py.j2", PurePosixPath("uvicorn", LAUNCHER_NAME), context)]
 
 
@@ -77,23 +91,33 @@ def stop_signal(spec: Spec) -> str:
 
 
 def reload_signal(spec: Spec) -> str | None:
-    """None: a single uvicorn process has no reload signal; restart the processes instead."""
-    return None
-
-
+    """HUP to uvicorn's own supervisor (pm2); else None: a single uvicorn process has no reload
+    signal, so the process manager restarts the processes one at a time instead."""
+    return None if uses_inherited_socket(spec) else "HUP"
 
 
 def uses_inherited_socket(spec: Spec) -> bool:
-    """True: the process manager creates the listening socket at listen_address and passes it in."""
-    return True
+    """Whether the process manager creates the listening socket and passes it in (not under pm2)."""
+    return appserver.manager_passes_socket(spec)
 
 
 def process_count(spec: Spec) -> int:
-    """How many launcher processes to run (supervisor numprocs): one per worker."""
+    """How many launcher processes to run: one per worker, or one (uvicorn's supervisor) under pm2."""
     workers = spec.app_server.workers
     if not isinstance(workers, int):
         raise ValueError('uvicorn needs a number of workers; spec validation rejects "auto"')
-    return workers
+    return workers if uses_inherited_socket(spec) else 1
+
+
+def own_listener(spec: Spec) -> dict[str, object] | None:
+    """Where the launcher binds and how many workers serve there, when no socket is passed in."""
+    if uses_inherited_socket(spec):
+        return None
+    path = appserver.socket_path(spec)
+    if path:
+        return {"uds": path, "workers": spec.app_server.workers}
+    host, port = grammar.split_address(spec.app_server.bind or "")
+    return {"host": host.strip("[]"), "port": port, "workers": spec.app_server.workers}
 
 
 def listen_address(spec: Spec) -> str:

@@ -21,6 +21,7 @@ from live.layout import RECYCLE_AFTER
 from live.stack import Host, Stack, launch, prepare_host
 
 KINDS = ("gunicorn", "uvicorn")
+MANAGERS = ("supervisor", "pm2")
 TEST_TIME_LIMIT = 90  # seconds; every wait inside a test has its own, shorter bound
 
 
@@ -58,14 +59,21 @@ def app_kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session", params=MANAGERS)
+def manager(request: pytest.FixtureRequest) -> str:
+    """The process manager under test: every test of `stack` runs under supervisor and under pm2."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
-    """The site on one unix socket (the spec's default), behind nginx, under supervisord.
+def stack(live_host: Host, app_kind: str, manager: str) -> Iterator[Stack]:
+    """The site on one unix socket (the spec's default), behind nginx, under supervisord or pm2.
 
     Its processes never recycle themselves (max_requests 0), so a pid that changes was changed by the
     test (reload, kill); recycling is tested on recycling_stack.
     """
-    running = launch(live_host, app_kind, pair=False, app_server={"max_requests": 0})
+    pm2 = require_tool("pm2", "for the live stack under pm2 (npm install -g pm2)") if manager == "pm2" else None
+    running = launch(live_host, app_kind, pair=False, app_server={"max_requests": 0}, manager=manager, pm2=pm2)
     try:
         yield running
     finally:

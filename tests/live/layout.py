@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import grp
+import json
 import os
 import re
 import secrets
@@ -62,6 +63,7 @@ class Site:
     key: Path
     ipv6: bool
     app_server: dict = field(default_factory=dict)  # extra app_server settings for this site's spec
+    manager: str = "supervisor"  # process_manager: supervisor | pm2
 
     @property
     def app(self) -> Path:
@@ -117,7 +119,7 @@ def spec_data(site: Site) -> dict:
         "static": {"root": str(site.static)},
         "media": {"root": str(site.media)},
         "nginx": {"http_port": site.ports.http, "https_port": site.ports.https, "ipv6": site.ipv6},
-        "process_manager": "supervisor",
+        "process_manager": site.manager,
         "paths": {"run_dir": str(site.run), "log_dir": str(site.log), "nginx_log_dir": str(site.nginx_log)},
     }
     if site.pair:
@@ -148,7 +150,10 @@ def install_site(site: Site, tmpfiles: str) -> None:
     for folder in ("gunicorn", "uvicorn"):
         for path in rendered_files(site, folder):
             install_file(path, site.etc / NAME / path.name, user.pw_gid)
-    install_supervisor_files(site)
+    if site.manager == "pm2":
+        install_ecosystem(site, user.pw_gid)
+    else:
+        install_supervisor_files(site)
     create_run_dir(site, tmpfiles)
     write_secret(site, user.pw_gid)
     collect_static(site, user.pw_uid, user.pw_gid)
@@ -218,11 +223,35 @@ def install_supervisor_files(site: Site) -> None:
             (programs / path.name).write_text(rewrite_for_first_host(text, site) if site.pair else text)
 
 
+def ecosystem_path(site: Site) -> Path:
+    """The installed ecosystem file, in the stand-in /etc/<name>/ (scaffold/targets/pm2.py ecosystem_path)."""
+    return site.etc / NAME / "ecosystem.config.js"
+
+
+def install_ecosystem(site: Site, gid: int) -> None:
+    """The rendered ecosystem file into the stand-in /etc/<name>/, root:<group> 0640, host paths rewritten."""
+    source = site.rendered / "pm2" / "ecosystem.config.js"
+    ecosystem_path(site).write_text(rewrite_host_paths(source.read_text(), site))
+    os.chown(ecosystem_path(site), 0, gid)
+    ecosystem_path(site).chmod(0o640)
+
+
+def read_ecosystem(site: Site) -> list[dict]:
+    """The apps of the installed ecosystem file, as node loads it for the app user (the file refuses others)."""
+    user = ensure_app_user()
+    script = "process.stdout.write(JSON.stringify(require(process.argv[1]).apps))"
+    done = subprocess.run(["node", "-e", script, str(ecosystem_path(site))], capture_output=True, text=True,
+                          timeout=30, user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/")
+    if done.returncode != 0:
+        raise RuntimeError(f"node could not load {ecosystem_path(site)}: {done.stderr}")
+    return json.loads(done.stdout)
+
+
 def create_run_dir(site: Site, tmpfiles: str) -> None:
     """Create paths.run_dir from the rendered tmpfiles.d line, as systemd-tmpfiles does at boot."""
-    lines = [p for p in rendered_files(site, "supervisor") if "tmpfiles" in p.name]
+    lines = [p for p in rendered_files(site, site.manager) if "tmpfiles" in p.name]
     if not lines:
-        raise RuntimeError("no supervisor/*tmpfiles* rendered: nothing creates paths.run_dir")
+        raise RuntimeError(f"no {site.manager}/*tmpfiles* rendered: nothing creates paths.run_dir")
     for path in lines:
         subprocess.run([tmpfiles, "--create", str(path)], check=True, capture_output=True, timeout=30)
 
@@ -262,7 +291,11 @@ def read_web_program(site: Site) -> Program:
 
 def app_environment(site: Site) -> dict[str, str]:
     """What a manage.py command gets: the web program's environment (INSTALL.md's `manage`)."""
-    return {"PATH": f"{site.venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **read_web_program(site).environment}
+    if site.manager == "pm2":
+        environment = next(a for a in read_ecosystem(site) if a["name"] == f"{NAME}-web")["env"]
+    else:
+        environment = read_web_program(site).environment
+    return {"PATH": f"{site.venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **environment}
 
 
 def collect_static(site: Site, uid: int, gid: int) -> None:

@@ -150,8 +150,8 @@ class Stack:
     def start(self, timeout: float = 40) -> None:
         """Start supervisord, then nginx once the app is up; return when the site answers over HTTPS."""
         self.check_nginx_config()
-        self.start_supervisord()
-        wait_for(self.all_running, timeout, "every supervisor program RUNNING")
+        self.start_manager()
+        wait_for(self.all_running, timeout, "every supervised program running")
         if self.site.pair:
             self.start_second_app_server()  # before nginx, which would otherwise mark it failed for a while
         self.start_nginx()
@@ -162,6 +162,10 @@ class Stack:
         done = subprocess.run(self._nginx_argv("-t"), capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
             raise RuntimeError(f"nginx -t failed:\n{done.stderr}")
+
+    def start_manager(self) -> None:
+        """Start the process manager that runs the app."""
+        self.start_supervisord()
 
     def start_supervisord(self) -> None:
         """supervisord in the foreground, as root (it starts the programs as django.user)."""
@@ -199,6 +203,15 @@ class Stack:
         prefix = self.site.base / "nginx"
         return [self.nginx, "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e",
                 str(self.site.nginx_log / "error.log"), *extra]
+
+    def stop_manager(self) -> None:
+        """Stop the process manager and what it runs (stop() then kills whatever is left)."""
+        if self.supervisord and self.supervisord.poll() is None:
+            try:
+                self.supervisorctl("shutdown", timeout=40)
+            except Exception:  # noqa: BLE001
+                pass
+        _stop_process(self.supervisord, signal.SIGTERM, 40)
 
     # -- supervisor
 
@@ -279,12 +292,10 @@ class Stack:
         except Exception:  # noqa: BLE001 - stopping must go on whatever state the stack is in
             pass
         _stop_process(self.nginx_master, signal.SIGTERM, 10)  # SIGTERM: nginx's fast shutdown
-        if self.supervisord and self.supervisord.poll() is None:
-            try:
-                self.supervisorctl("shutdown", timeout=40)
-            except Exception:  # noqa: BLE001
-                pass
-        _stop_process(self.supervisord, signal.SIGTERM, 40)
+        try:
+            self.stop_manager()
+        except Exception:  # noqa: BLE001
+            pass
         for proc in self.extra:
             _stop_process(proc, signal.SIGKILL, 5)
         app_uid = pwd.getpwnam(APP_USER).pw_uid
@@ -388,18 +399,27 @@ def prepare_host(base: Path, *, nginx: str, tmpfiles: str, venv: Path) -> Host:
     return Host(base, nginx, tmpfiles, venv, cert, key, has_ipv6_loopback())
 
 
-def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = None) -> Stack:
-    """Render, install and start one site; on any failure, stop what was started and re-raise."""
+def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = None,
+           manager: str = "supervisor", pm2: Optional[str] = None) -> Stack:
+    """Render, install and start one site; on any failure, stop what was started and re-raise.
+
+    *manager* is the spec's process_manager (supervisor or pm2; *pm2* is then the pm2 command).
+    """
     http, https, app = free_ports(3)
     ports = Ports(http=http, https=https, app=app)
-    base = host.base / f"{kind}-{'pair' if pair else 'socket'}-{ports.https}"
+    base = host.base / f"{kind}-{manager}-{'pair' if pair else 'socket'}-{ports.https}"
     base.mkdir()
     base.chmod(0o755)
-    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6, app_server or {})
+    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6, app_server or {}, manager)
     render_site(site)
     install_site(site, host.tmpfiles)
     install_wrappers(site)
-    stack = Stack(site, host.nginx)
+    if manager == "pm2":
+        from live.pm2stack import Pm2Stack
+
+        stack: Stack = Pm2Stack(site, host.nginx, pm2 or "pm2")
+    else:
+        stack = Stack(site, host.nginx)
     try:
         stack.start()
     except BaseException:
