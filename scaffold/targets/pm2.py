@@ -132,7 +132,9 @@ def pm2_app(spec: Spec, program: Program, name: str) -> dict[str, Any]:
         "interpreter": "none",
         "exec_mode": "fork",
         "cwd": spec.django.root,
-        "filter_env": True,
+        # Only `env` below, none of the variables of whoever runs `pm2 start`: pm2 drops each variable
+        # whose name contains a listed string, and every name contains "" (pm2 7.0 ignores `true` here).
+        "filter_env": [""],
         "env": environment(spec, program),
         "autorestart": True,
         "min_uptime": program.startsecs * 1000,

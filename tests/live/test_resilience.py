@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from live import client
-from live.layout import DOMAIN, RECYCLE_AFTER
+from live.layout import DOMAIN, NAME, RECYCLE_AFTER
 from live.stack import Stack, process_tree, wait_for
 
 pytestmark = pytest.mark.live
@@ -48,6 +48,8 @@ def test_requests_reach_both_app_servers_and_survive_losing_one(pair_stack: Stac
 
 
 def test_supervisor_brings_the_site_back_after_sigkill(stack: Stack) -> None:
+    if stack.site.manager != "supervisor":
+        pytest.skip("supervisor's own: pm2 has test_pm2_restarts_a_killed_web_app_and_no_worker_outlives_it")
     masters = set(stack.web_processes().values())
     old = process_tree(masters)
     killed_at = time.monotonic()
@@ -57,6 +59,26 @@ def test_supervisor_brings_the_site_back_after_sigkill(stack: Stack) -> None:
     assert time.monotonic() - killed_at < RESTART_WITHIN
     wait_for(stack.all_running, 30, "every supervised process RUNNING again")
     assert not set(stack.web_processes().values()) & masters
+
+
+def test_pm2_restarts_a_killed_web_app_and_no_worker_outlives_it(stack: Stack) -> None:
+    """SIGKILL to the web app's main process only (its workers are not told): pm2 starts it again,
+    and every old process exits instead of serving on as an orphan."""
+    if stack.site.manager != "pm2":
+        pytest.skip("pm2's own: supervisor has test_supervisor_brings_the_site_back_after_sigkill")
+    from live.pm2stack import wait_until_gone
+
+    (master,) = stack.web_processes().values()
+    old = process_tree({master})
+    assert len(old) > 1, "the web app has no worker processes to orphan"
+    restarts = stack.restart_count(f"{NAME}-web")
+    os.kill(master, signal.SIGKILL)
+    wait_for(lambda: answering_pid(stack) not in old | {None}, RESTART_WITHIN, "the site answering from new processes")
+    wait_for(stack.all_running, 30, "every pm2 app online again")
+    assert stack.restart_count(f"{NAME}-web") == restarts + 1
+    # gunicorn's workers notice their parent changed at their next wake-up (timeout / 2 at most);
+    # uvicorn's get SIGTERM from the kernel (PR_SET_PDEATHSIG, the launcher asks for it).
+    wait_until_gone(old, 40, "every process of the killed web app gone")
 
 
 class RequestStream:
@@ -118,6 +140,10 @@ def reload_app(stack: Stack) -> None:
     uvicorn has no reload signal (scaffold/targets/uvicorn.py): each supervised process is restarted
     in turn while supervisor keeps the listening socket open, so connections wait in its backlog.
     """
+    if stack.site.manager == "pm2":
+        done = stack.reload_web()
+        assert done.returncode == 0, done.stdout + done.stderr
+        return
     since = stack.supervisor_log_size()
     processes = stack.web_processes()
     if stack.site.kind == "gunicorn":

@@ -1,6 +1,7 @@
 """Views the live tests and the benchmark call."""
 
 import os
+import sys
 import time
 
 from django.http import HttpResponse, JsonResponse
@@ -30,5 +31,7 @@ def page(request):
 def slow(request):
     """Answer after ?seconds= (at most 30): a request that outlives an app server's or nginx's timeout."""
     seconds = min(float(request.GET.get("seconds", "1")), 30.0)
+    # A test that stops the app mid-request waits for this line: the request is being served.
+    print(f"slow request started: {request.GET.get('mark', '-')}", file=sys.stderr, flush=True)
     time.sleep(seconds)
     return JsonResponse({"slept": seconds, "pid": os.getpid()})
