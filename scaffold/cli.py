@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
-    help="Render a production Django deployment (nginx, gunicorn/uvicorn, supervisor/systemd, "
+    help="Render a production Django deployment (nginx, gunicorn/uvicorn, supervisor/systemd/pm2, "
     "settings) from one spec.",
 )
 
@@ -63,7 +63,7 @@ def init(
                                                       "Default: /etc/ssl/<name>/fullchain.pem.")] = None,
     certificate_key: Annotated[_Answer, typer.Option(help="With --tls files: the private key (PEM). "
                                                           "Default: /etc/ssl/<name>/privkey.pem.")] = None,
-    process_manager: Annotated[_Answer, typer.Option(help="supervisor (default), systemd or both.")] = None,
+    process_manager: Annotated[_Answer, typer.Option(help="supervisor (default), systemd, both or pm2.")] = None,
     defaults: Annotated[bool, typer.Option("--defaults", help="Accept the default of every question not "
                                                               "given as a flag, without asking.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite PATH (and the schema beside it) "

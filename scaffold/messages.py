@@ -30,6 +30,7 @@ _BROUGHT_KEYS = {
     "letsencrypt": "write tls: {mode: letsencrypt}",
     "supervisor": "write process_manager: supervisor",
     "systemd": "write process_manager: systemd",
+    "pm2": "write process_manager: pm2",
     "celery": "background programs are listed under background (name:, command:)",
     "port": "nginx's ports are nginx.http_port and nginx.https_port; the app server's is in app_server.bind",
 }

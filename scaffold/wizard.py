@@ -160,7 +160,7 @@ QUESTIONS: tuple[Question, ...] = (
     Question("certificate_key", "tls.certificate_key", "Certificate key file (PEM)", "private key, PEM",
              default=lambda a: f"/etc/ssl/{a.get('name')}/privkey.pem",
              applies=lambda a: a.get("tls") == "files"),
-    Question("process_manager", "process_manager", "Process manager", "supervisor | systemd | both",
+    Question("process_manager", "process_manager", "Process manager", "supervisor | systemd | both | pm2",
              default=_constant("supervisor"), choices=_choices(Spec, "process_manager")),
 )
 FLAGS = tuple(q.flag for q in QUESTIONS)

@@ -263,7 +263,7 @@ def test_real_terminal_answers_every_prompt(runner, tmp_path: Path) -> None:
         ("TLS (off, files, letsencrypt) [letsencrypt]: ", "files"),
         ("Certificate chain file (PEM) [/etc/ssl/shop-eu/fullchain.pem]: ", ""),
         ("Certificate key file (PEM) [/etc/ssl/shop-eu/privkey.pem]: ", "/etc/ssl/private/shop.key"),
-        ("Process manager (supervisor, systemd, both) [supervisor]: ", "systemd"),
+        ("Process manager (supervisor, systemd, both, pm2) [supervisor]: ", "systemd"),
     ]
     for prompt, answer in script:
         child.expect_exact(prompt)

@@ -163,6 +163,15 @@ CORPUS: list[Case] = [
     bad("alias-is-domain", "alias-is-domain", aliases=["shop.example.com"]),
     # process manager
     ok("systemd", process_manager="systemd"), bad("docker", process_manager="docker"),
+    ok("pm2", process_manager="pm2"), ok("venv-home-pm2", django__venv="/home/shop/venv", process_manager="pm2"),
+    ok("pm2-uvicorn", process_manager="pm2", app_server={"kind": "uvicorn", "workers": 2}),
+    bad("pm2-uvicorn-one-worker", process_manager="pm2", app_server={"kind": "uvicorn", "workers": 1}),
+    bad("pm2-uvicorn-one-worker-quoted", process_manager="pm2", app_server={"kind": "uvicorn", "workers": "1"}),
+    ok("uvicorn-one-worker-supervisor", app_server={"kind": "uvicorn", "workers": 1}),
+    bad("pm2-schedule", background=[{**CELERY, "schedule": "daily"}], process_manager="pm2"),
+    bad("pm2-stop-signal", background=[{**CELERY, "stop_signal": "INT"}], process_manager="pm2"),
+    ok("pm2-stop-signal-term", background=[{**CELERY, "stop_signal": "TERM"}], process_manager="pm2"),
+    ok("pm2-comment", background=[{**CELERY, "command": "celery worker # x"}], process_manager="pm2"),
     # django
     bad("django-missing", django=None), bad("django-string", django="shop"),
     bad("project-digit", django__project="1shop"), bad("project-keyword", django__project="shop.class"),

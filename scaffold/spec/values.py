@@ -175,7 +175,8 @@ SCHEMA_TRUE = {"enum": [True, *sorted(w for w, v in FLAG_WORDS.items() if v)]}
 SCHEMA_FALSE = {"enum": [False, *sorted(w for w, v in FLAG_WORDS.items() if not v)]}
 SCHEMA_ONE = grammar.integer_schema(1, 1)
 # _check_home_paths: a path in (or above) a home directory that ProtectHome=yes hides.
-SCHEMA_NOT_HOME = {"not": {"pattern": "^(?:/home|/root|/run/user)(?:/|$)|^/run/*$"}}
+# A null (the default) is no path in a home directory: "pattern" alone would let `not` refuse it.
+SCHEMA_NOT_HOME = {"anyOf": [{"type": "null"}, {"not": {"pattern": "^(?:/home|/root|/run/user)(?:/|$)|^/run/*$"}}]}
 LOCAL_ADDRESS_PATTERN = "^(?:unix:|localhost:|127\\.|\\[::1\\]:)"
 
 

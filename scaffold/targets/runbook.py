@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from scaffold.spec import Spec, remote_servers
-from scaffold.targets import appserver, nginx, supervisor, systemd
+from scaffold.targets import appserver, nginx, pm2, supervisor, systemd
 from scaffold.targets import django as django_target
 from scaffold.targets._base import MARKDOWN, RenderJob
 from scaffold.targets._programs import (SECRET_FILE_MODE, SECRETS_DIR_MODE, Program, programs, secret_files,
@@ -38,6 +38,10 @@ ASGI_WORKER_PACKAGES = ["uvicorn-worker>=0.4", "uvicorn[standard]>=0.36"]
 DATABASE_PACKAGES = {"postgresql": ["psycopg[binary]>=3.1"], "mysql": ["mysqlclient>=2.2"], "sqlite": []}
 POOLED_POSTGRESQL = ["psycopg[binary,pool]>=3.1"]
 CACHE_PACKAGES = {"redis": ["redis>=5"], "memcached": ["pymemcache>=4"], "locmem": []}
+# pm2 itself comes from the npm registry at a pinned version (pm2.PM2_VERSION); Debian's Node.js runs
+# it (pm2 7 needs Node 18 or newer: Debian 12 has 18, Ubuntu 24.04 has 18). logrotate rotates its logs.
+PM2_PACKAGES = ["nodejs", "npm", "logrotate"]
+PM2_PATH = "/usr/local/bin:/usr/bin:/bin"
 # mysqlclient has no Linux wheels: pip builds it (mysqlclient's README, "Linux").
 MYSQL_BUILD_PACKAGES = ["python3-dev", "default-libmysqlclient-dev", "build-essential", "pkg-config"]
 
@@ -70,6 +74,7 @@ def context(spec: Spec) -> dict[str, Any]:
         "nginx_files": [(q(f), q(f"{NGINX_SITES}/{f.name}"), q(f"{NGINX_ENABLED}/{f.name}"))
                         for f in nginx.output_files(spec)],
         "tls": tls_steps(spec), "supervisor": supervisor_steps(spec), "systemd": systemd_steps(spec),
+        "pm2": pm2_steps(spec),
         "checks": checks(spec), "log_dir": q(spec.paths.log_dir), "mail": mail_steps(spec),
     }
 
@@ -90,6 +95,8 @@ def system_packages(spec: Spec) -> list[str]:
     found = ["python3", "python3-venv", "nginx", "curl"]
     if spec.process_manager in ("supervisor", "both"):
         found.append("supervisor")
+    if spec.process_manager == "pm2":
+        found += PM2_PACKAGES
     if spec.tls.mode == "letsencrypt":
         found.append("certbot")
     if spec.django.database is not None and spec.django.database.engine == "mysql":
@@ -231,6 +238,32 @@ def _supervisor_reload(spec: Spec, web: Program) -> str:
 def _supervisor_web(spec: Spec, web: Program) -> str | None:
     """The web app's own group when it is an fcgi-program, outside the spec's group."""
     return q(f"{web.name}:*") if supervisor.uses_fcgi(spec, web) else None
+
+
+def pm2_steps(spec: Spec) -> dict[str, Any] | None:
+    """pm2 from npm, its daemon as the app user at boot, the programs started (the one-host ones apart)."""
+    if spec.process_manager != pm2.NAME:
+        return None
+    user, files = spec.django.user or "", {job.dest.name: job.dest for job in pm2.jobs(spec)}
+    every, one = [], []
+    for program in programs(spec):
+        (one if program.singleton else every).extend(pm2.app_names(spec, program))
+    env = {"PATH": PM2_PATH, "HOME": state_dir(spec), **pm2.daemon_environment(spec)}
+    unit = pm2.service_name(spec)
+    return {
+        "version": q(f"pm2@{pm2.PM2_VERSION}"), "home": q(state_dir(spec)), "user": q(user),
+        "service": q(unit), "service_name": q(unit.removesuffix(".service")),
+        "tmpfiles": (q(files[f"{spec.name}.tmpfiles"]), q(f"{TMPFILES_DIR}/{spec.name}.conf")),
+        "ecosystem": (q(files[pm2.ECOSYSTEM_NAME]), q(pm2.ecosystem_path(spec))),
+        "logrotate": (q(files[f"{spec.name}.logrotate"]), q(f"/etc/logrotate.d/{spec.name}")),
+        "dropin": (q(files[f"pm2-{user}.conf"]), q(f"{systemd.UNIT_DIR}/{unit}.d"),
+                   q(f"{systemd.UNIT_DIR}/{unit}.d/djdeploy.conf")),
+        "env": " ".join(q(f"{k}={v}") for k, v in env.items()),
+        "every": q(",".join(every)), "one": q(",".join(one)) if one else None,
+        "reload_web": " ".join(q(w) for w in pm2.web_reload_command(spec)),
+        "restart_background": " ".join(q(n) for p in programs(spec)[1:] if not p.singleton
+                                       for n in pm2.app_names(spec, p)) or None,
+    }
 
 
 def systemd_steps(spec: Spec) -> dict[str, Any] | None:
