@@ -35,7 +35,7 @@ def test_mentions_every_real_path_and_file(path: Path) -> None:
     spec = load_spec(path)
     text = _install_md(path)
     rendered = [str(f.dest) for f in render_all(spec)
-                if f.dest.parts[0] in ("nginx", "supervisor", "gunicorn", "uvicorn", "django")]
+                if f.dest.parts[0] in ("nginx", "supervisor", "gunicorn", "uvicorn", "django", "pm2")]
     wanted = [spec.django.root, spec.django.venv, spec.static.root, spec.media.root, spec.paths.log_dir,
               f"/etc/{spec.name}/secrets/DJANGO_SECRET_KEY", *rendered]
     missing = [w for w in wanted if w not in text]

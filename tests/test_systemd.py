@@ -21,9 +21,9 @@ _EXPOSURE = re.compile(r"Overall exposure level for \S+: ([0-9.]+)")
 
 
 def _systemd_spec(path: Path):
-    """The example as systemd runs it (a supervisor-only example becomes `both`)."""
+    """The example as systemd runs it (a supervisor or pm2 example becomes `both`)."""
     data = yaml.safe_load(path.read_text())
-    if data.get("process_manager", "supervisor") == "supervisor":
+    if data.get("process_manager", "supervisor") in ("supervisor", "pm2"):
         data["process_manager"] = "both"
     return validate_data(data)
 
