@@ -242,6 +242,20 @@ def test_uvicorn_settings_are_uvicorn_config_arguments(tmp_path: Path) -> None:
         uvicorn.Config("x:y", timeout_keepalive=5)
 
 
+@pytest.mark.parametrize("bind", ["unix", "0.0.0.0:8000", "[::]:8000"])
+def test_uvicorn_under_pm2_binds_its_own_listener_with_uvicorns_supervisor(bind: str, tmp_path: Path) -> None:
+    """pm2 hands no socket over: one launcher, uvicorn's own workers on the listener uvicorn binds."""
+    data = project_data(tmp_path, kind="uvicorn", workers=3, **({} if bind == "unix" else {"bind": bind}))
+    spec = validate_data({**data, "process_manager": "pm2"})
+    listener = uvicorn_target.own_listener(spec)
+    assert (uvicorn_target.process_count(spec), uvicorn_target.reload_signal(spec)) == (1, "HUP")
+    assert not uvicorn_target.uses_inherited_socket(spec) and listener["workers"] == 3
+    config = uvicorn.Config(uvicorn_target.app(spec), **listener, **uvicorn_target.settings(spec))
+    assert config.workers == 3
+    assert (config.uds, config.host) == ((f"{tmp_path}/app.sock", "127.0.0.1") if bind == "unix"
+                                         else (None, bind.rsplit(":", 1)[0].strip("[]")))
+
+
 @pytest.mark.parametrize("fd", [uvicorn_target.SUPERVISOR_FD, uvicorn_target.SYSTEMD_FD])
 def test_uvicorn_launcher_serves_on_an_inherited_unix_socket(fd: int, run_dir: Path, tmp_path: Path) -> None:
     spec, path = render_one(project_data(run_dir, kind="uvicorn", workers=2), tmp_path)
