@@ -220,12 +220,12 @@ def test_upstream_method_precedes_servers_and_keepalive(tmp_path: Path, method: 
         assert upstream[0]["block"][0]["args"] == first[1:]
     assert args(upstream[0]["block"], "server") == [
         ["10.0.0.11:8000", "weight=2", "max_fails=3", "fail_timeout=20s", "max_conns=100"],
-        ["10.0.0.12:8000", "down"], ["10.0.0.13:8000"]]
+        ["10.0.0.12:8000", "max_fails=0", "down"], ["10.0.0.13:8000", "max_fails=0"]]
 
 
 def test_backup_server_is_marked(tmp_path: Path) -> None:
     _, site = render(make_spec("full"), tmp_path)
-    assert ["10.0.0.13:8000", "backup"] in args(find(site, "upstream")[0]["block"], "server")
+    assert ["10.0.0.13:8000", "max_fails=0", "backup"] in args(find(site, "upstream")[0]["block"], "server")
 
 
 def test_without_servers_nginx_proxies_to_the_local_socket(tmp_path: Path) -> None:
@@ -337,7 +337,9 @@ def test_tls_off_serves_plain_http(tmp_path: Path) -> None:
     assert "Strict-Transport-Security" not in headers(main)
     alias = server_for(site, "chat.example.com", 80)
     assert one(alias, "return") == ["301", "http://chat.example.net$request_uri"]
-    assert len(servers(default)) == 2  # the shared catch-all still guards the HTTPS port
+    # A plain-HTTP site opens no HTTPS port, in the catch-all default server either.
+    assert [args(s, "listen") for s in servers(default)] == [[["80", "default_server"], ["[::]:80", "default_server"]]]
+    assert not [d for d in walk(default) if d["directive"].startswith("ssl_")]
 
 
 def test_static_and_media_locations(tmp_path: Path) -> None:
@@ -368,7 +370,7 @@ def test_logs_rate_limit_and_real_ip(tmp_path: Path) -> None:
     assert one(login, "proxy_pass") == ["http://market"]
     assert args(main, "set_real_ip_from") == [["192.0.2.10"], ["198.51.100.0/24"]]
     assert one(main, "real_ip_header") == ["X-Forwarded-For"]
-    assert one(main, "access_log") == ["/var/log/nginx/market.access.log"]
+    assert one(main, "access_log") == ["/var/log/nginx/market.access.log", "market_timing"]
     assert one(main, "error_log") == ["/var/log/nginx/market.error.log"]
 
 
