@@ -180,6 +180,7 @@ class Upstream(_Section):
     method: Literal["round_robin", "least_conn", "ip_hash", "hash", "random"] = Field("round_robin", description="nginx load-balancing method.")
     hash_key: Optional[HashKey] = Field(None, description="Required with method: hash (consistent hashing), for example $request_uri.")
     keepalive: whole(0, 10000) = Field(16, description="Idle keep-alive connections per nginx worker; 0 = off.")
+    next_upstream_tries: whole(1, 10) = Field(2, description="Servers one request may be tried on (proxy_next_upstream_tries). nginx cannot tell a failed connection from one that broke after the request was sent, so with 2 a GET whose worker died is sent to one more server (never a POST, and never one an app had for 4 s or more); 1 never sends a request twice, and a host that refuses connections then answers 502 until it is back or marked down.")
     servers: list[UpstreamServer] = list_field("App hosts; each runs the app server listening on its address (so app_server.bind must accept it); at least one when given. Default: app_server.bind on this host.", min_length=1)
 
 

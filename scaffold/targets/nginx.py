@@ -57,10 +57,11 @@ MEDIA_TYPES = (
 # nginx sets them, so a client cannot forge them; an empty value removes the client's copy.
 CLEARED_HEADERS = ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Protocol",
                    "X-Forwarded-Ssl")
-# Retries (see the comment in the site template): at most this many servers, none started later.
-NEXT_UPSTREAM_TRIES = 3
-BODY_NEXT_UPSTREAM_TRIES = 2
-NEXT_UPSTREAM_TIMEOUT = "10s"
+# Retries (see the comment in the site template): a connect timeout (3 s) still fails over, a
+# request an app had for 4 s is never sent again, so neither is one that hit proxy_read_timeout
+# (app_server.timeout + 5 >= 6 s).
+CONNECT_TIMEOUT = "3s"
+NEXT_UPSTREAM_TIMEOUT = "4s"
 # nginx's own max_fails default (1 in 10s) takes a host out after one request that killed its
 # worker or ran too long; 0 never marks a server failed (connect failures still move on).
 DEFAULT_MAX_FAILS = 0
@@ -352,11 +353,10 @@ def read_timeout_reason(spec: Spec) -> list[str]:
 
 
 def retry_context(spec: Spec) -> dict[str, object]:
-    """proxy_next_upstream settings and the map that tells requests with a body from the rest."""
-    prefix = variable_prefix(spec)
-    return {"tries": NEXT_UPSTREAM_TRIES, "body_tries": BODY_NEXT_UPSTREAM_TRIES,
-            "timeout": NEXT_UPSTREAM_TIMEOUT, "body_variable": f"${prefix}_request_body",
-            "body_location": f"@{prefix}_with_body", "login_body_location": f"@{prefix}_login_with_body"}
+    """proxy_next_upstream's bounds: how many servers, and until when a retry may start."""
+    u = spec.upstream or Upstream()
+    return {"tries": u.next_upstream_tries, "connect_timeout": CONNECT_TIMEOUT,
+            "timeout": NEXT_UPSTREAM_TIMEOUT}
 
 
 def unavailable_context(spec: Spec) -> dict[str, object]:

@@ -1,0 +1,113 @@
+"""nginx's own decisions, live: retries and failure accounting, its 502/503/504 page, a load balancer
+in front of it, uploads, and a plain-HTTP site's ports."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+from support import require_tool
+
+from live import client
+from live.edge import DOMAIN, Edge, start_edge
+
+pytestmark = pytest.mark.live
+
+APP_HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.4"]  # the third is the backup; 127.0.0.3 is the client
+LB = "127.0.0.5"
+
+
+@pytest.fixture
+def nginx_bin() -> str:
+    return require_tool("nginx", "for the live edge tests")
+
+
+@pytest.fixture
+def edge(nginx_bin: str) -> Iterator[Edge]:
+    running = start_edge(nginx_bin, APP_HOSTS)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def get(edge: Edge, path: str, *, method: str = "GET", body: bytes | None = None,
+        source: str = client.CLIENT, headers: dict[str, str] | None = None) -> client.Response:
+    conn = http.client.HTTPConnection(DOMAIN, edge.http_port, timeout=30, source_address=(source, 0))
+    conn.sock = socket.create_connection(("127.0.0.1", edge.http_port), 30, (source, 0))
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        reply = conn.getresponse()
+        return client.Response(reply.status, reply.headers, reply.read())
+    finally:
+        conn.close()
+
+
+def counts(edge: Edge, path: str) -> list[int]:
+    return [b.count(path) for b in edge.backends]
+
+
+def assert_unavailable_page(reply: client.Response, status: int) -> None:
+    """nginx's own error: its status kept, a small page, Retry-After, and every security header."""
+    assert reply.status == status, reply.body[:200]
+    assert reply.header("Retry-After") == "30"
+    assert reply.header("Content-Type", ).startswith("text/html")
+    assert b"Temporarily unavailable" in reply.body and b"nginx" not in reply.body
+    assert reply.header("X-Frame-Options") == "DENY" and reply.header("X-Content-Type-Options") == "nosniff"
+
+
+def assert_both_app_hosts_serve(edge: Edge) -> None:
+    """Neither app host was taken out of rotation, and the backup was not needed."""
+    served = [get(edge, "/").json()["backend"] for _ in range(12)]
+    assert {"b0", "b1"} <= set(served), served
+    assert "b2" not in served, served
+
+
+def test_a_get_whose_worker_dies_reaches_two_hosts_at_most_and_takes_none_out(edge: Edge) -> None:
+    """nginx cannot tell this from a refused connection: one more app host gets it, never the backup."""
+    assert_unavailable_page(get(edge, "/die/"), 502)
+    assert sorted(counts(edge, "/die/")) == [0, 1, 1], counts(edge, "/die/")
+    assert edge.backends[2].count("/die/") == 0
+    assert_both_app_hosts_serve(edge)
+
+
+def test_with_one_try_a_get_whose_worker_dies_reaches_one_host(nginx_bin: str) -> None:
+    edge = start_edge(nginx_bin, APP_HOSTS, {"upstream": {"next_upstream_tries": 1}})
+    try:
+        assert_unavailable_page(get(edge, "/die/"), 502)
+        assert sum(counts(edge, "/die/")) == 1, counts(edge, "/die/")
+        assert_both_app_hosts_serve(edge)
+    finally:
+        edge.stop()
+
+
+def test_a_post_whose_worker_dies_is_not_sent_again(edge: Edge) -> None:
+    assert_unavailable_page(get(edge, "/die/", method="POST", body=b"a=1"), 502)
+    assert sum(counts(edge, "/die/")) == 1, counts(edge, "/die/")
+    assert_both_app_hosts_serve(edge)
+
+
+def test_a_slow_get_reaches_one_host_and_gets_504(edge: Edge) -> None:
+    assert_unavailable_page(get(edge, "/slow/"), 504)
+    assert sum(counts(edge, "/slow/")) == 1, counts(edge, "/slow/")
+    assert_both_app_hosts_serve(edge)
+
+
+def test_requests_move_on_when_a_host_refuses_connections(edge: Edge) -> None:
+    edge.backends[0].stop()
+    replies = [get(edge, "/") for _ in range(8)] + [get(edge, "/form/", method="POST", body=b"a=1")
+                                                    for _ in range(4)]
+    assert [r.status for r in replies] == [200] * 12
+    assert {r.json()["backend"] for r in replies} == {"b1"}
+    assert [s.body for s in edge.backends[1].seen if s.path == "/form/"] == [b"a=1"] * 4
+
+
+def test_the_access_log_shows_timing_and_the_upstream(edge: Edge) -> None:
+    get(edge, "/")
+    line = edge.access_log.read_text().splitlines()[-1]
+    assert '"GET / HTTP/1.1" 200' in line
+    assert "request_time=" in line and 'upstream_status="200"' in line
+    assert 'upstream_addr="127.0.0.' in line and 'upstream_response_time="0.' in line
