@@ -111,3 +111,72 @@ def test_the_access_log_shows_timing_and_the_upstream(edge: Edge) -> None:
     assert '"GET / HTTP/1.1" 200' in line
     assert "request_time=" in line and 'upstream_status="200"' in line
     assert 'upstream_addr="127.0.0.' in line and 'upstream_response_time="0.' in line
+
+
+# --- a load balancer that terminates TLS in front of nginx ---------------------------------------
+
+def raw_request(edge: Edge, source: str, preface: bytes, headers: str = "") -> bytes:
+    """Send *preface* (a PROXY protocol line, or nothing) and a GET from *source*; the raw reply."""
+    request = f"GET /whoami/ HTTP/1.1\r\nHost: {DOMAIN}\r\n{headers}Connection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", edge.http_port), 10, (source, 0)) as sock:
+        sock.sendall(preface + request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def app_saw(reply: bytes) -> dict[str, str]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return json.loads(body)["headers"]
+
+
+@pytest.mark.parametrize("proxy_protocol", [False, True], ids=["x-forwarded-for", "proxy-protocol"])
+def test_behind_a_load_balancer_the_app_sees_https_and_the_client(nginx_bin: str, proxy_protocol: bool) -> None:
+    edge = start_edge(nginx_bin, APP_HOSTS, {"nginx": {"load_balancer": {"addresses": [LB],
+                                                                          "proxy_protocol": proxy_protocol}}})
+    try:
+        if proxy_protocol:
+            preface, headers = f"PROXY TCP4 198.51.100.7 127.0.0.1 40000 {edge.http_port}\r\n".encode(), ""
+        else:
+            preface, headers = b"", "X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\nX-Forwarded-Proto: http\r\n"
+        seen = app_saw(raw_request(edge, LB, preface, headers))
+        assert seen["X-Forwarded-Proto"] == "https"
+        assert seen["X-Real-IP"] == "198.51.100.7" and seen["X-Forwarded-For"] == "198.51.100.7"
+        # Anyone else: redirected to the HTTPS address, whatever it claims, and the app never asked.
+        before = sum(len(b.seen) for b in edge.backends)
+        forged = b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n" if proxy_protocol else b""
+        reply = raw_request(edge, client.CLIENT, forged, "X-Forwarded-For: 198.51.100.7\r\n"
+                                                         "X-Forwarded-Proto: https\r\n")
+        assert reply.startswith(b"HTTP/1.1 301"), reply[:200]
+        assert f"Location: https://{DOMAIN}/whoami/".encode() in reply
+        assert sum(len(b.seen) for b in edge.backends) == before
+    finally:
+        edge.stop()
+
+
+# --- uploads --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("disposition", ["inline", "attachment"])
+def test_uploads_are_sandboxed_and_keep_every_security_header(nginx_bin: str, disposition: str) -> None:
+    edge = start_edge(nginx_bin, APP_HOSTS, {"media": {"content_disposition": disposition}})
+    try:
+        media = edge.base / "media"
+        (media / "page.html").write_text("<script>alert(document.cookie)</script>")
+        (media / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+        for name in ("page.html", "photo.png"):
+            (media / name).chmod(0o644)
+        page, photo = get(edge, "/media/page.html"), get(edge, "/media/photo.png")
+        assert page.header("Content-Type") == "application/octet-stream"
+        assert photo.header("Content-Type") == "image/png"
+        for reply in (page, photo):
+            assert reply.status == 200
+            policy = reply.header("Content-Security-Policy") or ""
+            assert "sandbox" in policy.split("; ") and "default-src 'none'" in policy
+            assert reply.header("X-Content-Type-Options") == "nosniff"
+            assert reply.header("X-Frame-Options") == "DENY"
+            assert reply.header("Referrer-Policy") == "same-origin"
+            assert reply.header("Content-Disposition") == ("attachment" if disposition == "attachment" else None)
+    finally:
+        edge.stop()
