@@ -148,7 +148,8 @@ def tls_policy(spec: Spec) -> dict[str, object]:
 def tls_groups(spec: Spec) -> str:
     """ssl_ecdh_curve: Mozilla's groups, the post-quantum hybrid first where OpenSSL has it."""
     if grammar.parse_nginx_version(spec.nginx.openssl) >= PQ_GROUP_SINCE:
-        return f"{PQ_GROUP}:{TLS_GROUPS}"
+        # "?": an OpenSSL without the group (3.3, 3.4) skips it instead of refusing the list.
+        return f"?{PQ_GROUP}:{TLS_GROUPS}"
     return TLS_GROUPS
 
 
