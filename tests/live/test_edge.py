@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import require_tool
@@ -36,8 +38,7 @@ def edge(nginx_bin: str) -> Iterator[Edge]:
 
 def get(edge: Edge, path: str, *, method: str = "GET", body: bytes | None = None,
         source: str = client.CLIENT, headers: dict[str, str] | None = None) -> client.Response:
-    conn = http.client.HTTPConnection(DOMAIN, edge.http_port, timeout=30, source_address=(source, 0))
-    conn.sock = socket.create_connection(("127.0.0.1", edge.http_port), 30, (source, 0))
+    conn = client.open_connection("http", DOMAIN, edge.http_port, source=source, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         reply = conn.getresponse()
@@ -54,7 +55,7 @@ def assert_unavailable_page(reply: client.Response, status: int) -> None:
     """nginx's own error: its status kept, a small page, Retry-After, and every security header."""
     assert reply.status == status, reply.body[:200]
     assert reply.header("Retry-After") == "30"
-    assert reply.header("Content-Type", ).startswith("text/html")
+    assert (reply.header("Content-Type") or "").startswith("text/html")
     assert b"Temporarily unavailable" in reply.body and b"nginx" not in reply.body
     assert reply.header("X-Frame-Options") == "DENY" and reply.header("X-Content-Type-Options") == "nosniff"
 
@@ -180,3 +181,28 @@ def test_uploads_are_sandboxed_and_keep_every_security_header(nginx_bin: str, di
             assert reply.header("Content-Disposition") == ("attachment" if disposition == "attachment" else None)
     finally:
         edge.stop()
+
+
+# --- a plain-HTTP site ----------------------------------------------------------------------------
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports the processes of nginx (master *pid* and its workers) listen on, from /proc."""
+    pids = {pid} | {int(p) for p in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())}
+    inodes = set()
+    for each in pids:
+        for fd in Path(f"/proc/{each}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_a_plain_http_site_opens_only_its_http_port(edge: Edge) -> None:
+    assert edge.process is not None
+    assert listening_ports(edge.process.pid) == {edge.http_port}
