@@ -45,8 +45,8 @@ class Backend:
     """An HTTP/1.0 server on one loopback address that records each request, then acts on its path.
 
     /die/ closes the connection without a response, as the kernel does when a worker is killed
-    mid-request; /slow/ answers after SLOW_SECONDS; anything else answers 200 with the backend's name
-    and the headers it received.
+    mid-request; /slow/ answers after SLOW_SECONDS; /maintenance/ answers 503; anything else answers
+    200. Every answer is JSON: the backend's name and the headers it received.
     """
 
     def __init__(self, name: str, address: str, port: int) -> None:
@@ -76,9 +76,10 @@ class Backend:
                     return
                 if self.path.startswith("/slow/"):
                     time.sleep(SLOW_SECONDS)
+                status = 503 if self.path.startswith("/maintenance/") else 200
                 payload = json.dumps({"backend": backend.name, "headers": dict(self.headers.items())}).encode()
                 try:
-                    self.send_response(200)
+                    self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()

@@ -106,6 +106,13 @@ def test_requests_move_on_when_a_host_refuses_connections(edge: Edge) -> None:
     assert [s.body for s in edge.backends[1].seen if s.path == "/form/"] == [b"a=1"] * 4
 
 
+def test_the_apps_own_503_passes_unchanged(edge: Edge) -> None:
+    reply = get(edge, "/maintenance/")
+    assert reply.status == 503 and reply.json()["backend"] in ("b0", "b1")
+    assert reply.header("Retry-After") is None
+    assert sum(counts(edge, "/maintenance/")) == 1
+
+
 def test_the_access_log_shows_timing_and_the_upstream(edge: Edge) -> None:
     get(edge, "/")
     line = edge.access_log.read_text().splitlines()[-1]
