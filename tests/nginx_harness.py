@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import crossplane
@@ -97,3 +101,61 @@ def parse(path: Path) -> list[dict]:
     errors = payload["errors"] + [e for f in payload["config"] for e in f["errors"]]
     assert not errors, errors
     return payload["config"][0]["parsed"]
+
+
+# Newer nginx builds for `nginx -t`: Debian 13 (trixie: nginx 1.26, OpenSSL 3.5) and unstable (sid),
+# taken from Debian root file systems when the machine has them (DJDEPLOY_DEBIAN_ROOTS, a glob of
+# <release>-*/root directories). Each build is copied with the libraries it links against into a cache
+# of its own, and run through its own dynamic loader: the host's nginx.conf, modules and paths are
+# not involved. None of this exists on most machines; the tests using it skip then.
+DEBIAN_ROOTS = os.environ.get("DJDEPLOY_DEBIAN_ROOTS", "/var/cache/djdeploy-testbed/*/root")
+NGINX_CACHE = Path("/var/tmp/djdeploy-nginx")
+NEWER_RELEASES = ("trixie", "sid")
+
+
+def newer_nginx_builds() -> dict[str, list[str]]:
+    """{"nginx/1.26.3 OpenSSL 3.5.x": argv prefix} for each Debian release found; {} when none."""
+    found = {}
+    for release in NEWER_RELEASES:
+        argv = _cached_build(release)
+        if argv is None:
+            continue
+        done = subprocess.run([*argv, "-V"], capture_output=True, text=True, timeout=30)
+        version = done.stderr.splitlines()[0].split(":", 1)[1].strip() if done.returncode == 0 else None
+        if version:
+            found[f"{release} {version}"] = argv
+    return found
+
+
+def _cached_build(release: str) -> list[str] | None:
+    cache = NGINX_CACHE / release
+    loader = cache / "ld-linux-x86-64.so.2"
+    if not (cache / "nginx").exists():
+        roots = sorted(Path(p) for p in glob.glob(DEBIAN_ROOTS) if Path(p).parent.name.startswith(f"{release}-"))
+        for root in roots:
+            if _copy_build(root, cache):
+                break
+        else:
+            return None
+    return [str(loader), "--library-path", str(cache), str(cache / "nginx")]
+
+
+def _copy_build(root: Path, cache: Path) -> bool:
+    """Copy root's nginx and the shared libraries it needs into *cache*; False if the root is incomplete."""
+    if os.geteuid() != 0 or not (root / "usr/sbin/nginx").exists():
+        return False
+    done = subprocess.run(["chroot", str(root), "ldd", "/usr/sbin/nginx"], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        return False
+    libraries = [part for line in done.stdout.splitlines() for part in line.split() if part.startswith("/")]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{cache.name}-", dir=cache.parent))
+    try:
+        shutil.copy2(root / "usr/sbin/nginx", staging / "nginx")
+        for library in libraries:
+            shutil.copy2(root / library.lstrip("/"), staging / Path(library).name)
+        staging.rename(cache)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        return False
+    return True

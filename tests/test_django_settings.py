@@ -44,6 +44,8 @@ MINIMAL = "version: 1\nname: blog\ndomain: blog.example.org\ndjango:\n  project:
 EXTRA_SPECS = {
     "tls-off": MINIMAL + "  csp: {mode: 'off'}\ntls:\n  mode: 'off'\nnginx:\n  http_port: 8080\n",
     "no-hsts": MINIMAL + "tls:\n  hsts_seconds: 0\n",
+    # A load balancer terminates TLS: nginx is plain HTTP, browsers and Django see HTTPS.
+    "load-balancer": MINIMAL + "tls: off\nnginx:\n  load_balancer: {addresses: [10.0.0.0/24]}\n",
     "relay": MINIMAL + textwrap.dedent("""\
           email_host: smtp.example.org
           email_port: 587
@@ -221,10 +223,10 @@ def test_check_deploy_finds_no_issue(case: str, python: str, tmp_path: Path) -> 
     assert "System check identified no issues" in done.stdout, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("case", ["full", "tls-off", "relay"])
+@pytest.mark.parametrize("case", ["full", "tls-off", "relay", "load-balancer"])
 def test_django_serves_as_the_settings_say(case: str, python: str, tmp_path: Path) -> None:
     spec = CASES[case]
-    https = spec.tls.mode != "off"
+    https = target.is_https(spec)
     site = _make_site(tmp_path, spec)
     (site / "probe.py").write_text(PROBE, encoding="utf-8")
     done = _run(python, site, spec, ["-W", "error::DeprecationWarning", "-W",
@@ -439,6 +441,7 @@ def test_memcached_location_is_passed_as_pymemcache_reads_it() -> None:
 def test_origins_carry_the_scheme_and_a_non_default_port() -> None:
     assert target.origins(CASES["full"]) == ["https://shop.example.com", "https://www.shop.example.com"]
     assert target.origins(CASES["tls-off"]) == ["http://blog.example.org:8080"]
+    assert target.origins(CASES["load-balancer"]) == ["https://blog.example.org"]
 
 
 def test_silenced_checks_each_have_a_reason_from_the_spec() -> None:
@@ -447,6 +450,9 @@ def test_silenced_checks_each_have_a_reason_from_the_spec() -> None:
     assert set(dict(target.silenced_checks(CASES["tls-off"]))) == {
         "security.W004", "security.W008", "security.W010", "security.W011", "security.W012", "security.W016"}
     assert set(dict(target.silenced_checks(CASES["no-hsts"]))) == {"security.W004", "security.W008"}
+    assert dict(target.silenced_checks(CASES["load-balancer"])) == {
+        "security.W008": "SECURE_SSL_REDIRECT is off because the load balancer redirects HTTP to HTTPS",
+        "security.W021": "tls.hsts_preload is false: not on the browsers' preload list"}
     assert set(dict(target.silenced_checks(CASES["relay"]))) == {
         "security.W005", "security.W008", "security.W021", "staticfiles.W004"}
 

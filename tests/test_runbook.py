@@ -136,3 +136,17 @@ def test_checks_trust_a_self_signed_certificate_and_read_the_journal() -> None:
 def test_migrate_runs_as_the_app_user_with_a_private_umask() -> None:
     text = _install_md(EXAMPLES / "uvicorn-systemd.yaml")
     assert "umask 0027 && runuser -u chat --" in text
+
+
+@pytest.mark.parametrize("tls", [{"mode": "off"}, {"mode": "files", "certificate": "/etc/ssl/c.pem",
+                                                   "certificate_key": "/etc/ssl/k.pem"}])
+def test_checks_go_through_the_load_balancer_when_there_is_one(tls: dict) -> None:
+    from scaffold.spec import validate_data
+
+    data = {"version": 1, "name": "blog", "domain": "blog.example.org", "django": {"project": "blog"}, "tls": tls}
+    if tls["mode"] == "off":
+        data["nginx"] = {"load_balancer": {"addresses": ["10.0.0.0/24"]}}
+    text = next(f.content for f in render_all(validate_data(data)) if str(f.dest) == "INSTALL.md")
+    through_lb = "curl -sS -o /dev/null -w '%{http_code}\\n' https://blog.example.org/"
+    assert (through_lb in text) is (tls["mode"] == "off")
+    assert "--resolve blog.example.org:" in text

@@ -11,7 +11,7 @@ from scaffold import grammar
 from scaffold.spec.values import (
     AbsPath, Count, DbHost, DjangoCheckId, Email, Flag, HashKey, Hostname, InventoryHost,
     JsonSchema, LOCAL_ADDRESS_PATTERN, Line, Module, NginxSize, NginxTime, NginxVersion, OrAlso,
-    Port, ProxiedAddress, SCHEMA_FALSE, SCHEMA_NOT_HOME, SCHEMA_ONE, SCHEMA_TRUE, Seconds, Slug,
+    BindAddress, IpAddress, OpensslVersion, RESOLVE_VERSION_PATTERN, Port, ProxiedAddress, SCHEMA_FALSE, SCHEMA_NOT_HOME, SCHEMA_ONE, SCHEMA_TRUE, Seconds, Slug,
     SpecVersion, TlsMode, TrustedNetwork, UnixName, UrlPath, WEB_PROGRAM, Workers, list_field,
     schema_fields, schema_nullable, schema_when, section_field, section_off, whole,
 )
@@ -144,7 +144,7 @@ class AppServer(_Section):
     interface: Optional[Literal["wsgi", "asgi"]] = Field(None, description="wsgi or asgi (uvicorn is always asgi; gunicorn with asgi uses the uvicorn worker class). Default: wsgi for gunicorn, asgi for uvicorn.")
     workers: Workers = Field("auto", description='Worker processes per app host: an integer >= 1, or "auto" (2 x CPUs + 1, computed at start-up; gunicorn only).')
     threads: whole(1, 256) = Field(1, description="gunicorn only; > 1 selects the gthread worker.")
-    bind: Optional[ProxiedAddress] = Field(None, description="unix:/ABS/PATH, IP:PORT, [IPv6]:PORT or localhost:PORT. Default: unix:<run_dir>/app.sock, or TCP on the upstream servers' port.")
+    bind: Optional[BindAddress] = Field(None, description="unix:/ABS/PATH, IP:PORT, [IPv6]:PORT or localhost:PORT. Default: unix:<run_dir>/app.sock, or TCP on the upstream servers' port.")
     timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted (gunicorn's sync worker); gthread, ASGI and uvicorn requests are cut off by nginx after timeout + 5 s, and every SQL statement after django.database.statement_timeout (default: this).")
     graceful_timeout: whole(1, 600) = Field(30, description="Seconds workers get to finish requests on stop or reload (at most 600).")
     keepalive: whole(0, 3600) = Field(5, description="Seconds an idle connection from nginx stays open.")
@@ -158,9 +158,9 @@ class AppServer(_Section):
 class UpstreamServer(_Section):
     """One app host in the nginx upstream group."""
 
-    address: ProxiedAddress = Field(description="IP:PORT, [IPv6]:PORT, localhost:PORT or unix:/ABS/PATH: an app host, running the app server on this address (nginx resolves host names only at start-up).")
+    address: ProxiedAddress = Field(description="IP:PORT, [IPv6]:PORT, localhost:PORT or unix:/ABS/PATH: an app host, running the app server on this address. HOST:PORT with a host name needs nginx.version 1.27.3 or newer and nginx.resolver (nginx re-resolves it at run time).")
     weight: Optional[whole(1, 1000)] = Field(None, description="nginx server weight. Default: nginx's (1).")
-    max_fails: Optional[whole(0, 1000)] = Field(None, description="nginx max_fails. Default: nginx's (1).")
+    max_fails: Optional[whole(0, 1000)] = Field(None, description="nginx max_fails: failed attempts (connection errors and timeouts, including a request whose worker died or ran past proxy_read_timeout) within fail_timeout that take the server out for fail_timeout. Default: 0, never (nginx's own 1 lets one such request take a host out).")
     fail_timeout: Optional[NginxTime] = Field(None, description="nginx fail_timeout, like 10s. Default: nginx's (10s).")
     max_conns: Optional[Count] = Field(None, description="nginx max_conns; 0 = no limit. Default: nginx's (0).")
     backup: Flag = Field(False, description="Receives requests only when the other servers are down (not with ip_hash, hash or random).")
@@ -180,6 +180,7 @@ class Upstream(_Section):
     method: Literal["round_robin", "least_conn", "ip_hash", "hash", "random"] = Field("round_robin", description="nginx load-balancing method.")
     hash_key: Optional[HashKey] = Field(None, description="Required with method: hash (consistent hashing), for example $request_uri.")
     keepalive: whole(0, 10000) = Field(16, description="Idle keep-alive connections per nginx worker; 0 = off.")
+    next_upstream_tries: whole(1, 10) = Field(2, description="Servers one request may be tried on (proxy_next_upstream_tries). nginx cannot tell a failed connection from one that broke after the request was sent, so with 2 a GET whose worker died is sent to one more server (never a POST, and never one an app had for 4 s or more); 1 never sends a request twice, and a host that refuses connections then answers 502 until it is back or marked down.")
     servers: list[UpstreamServer] = list_field("App hosts; each runs the app server listening on its address (so app_server.bind must accept it); at least one when given. Default: app_server.bind on this host.", min_length=1)
 
 
@@ -216,6 +217,7 @@ class Media(_Section):
     url: UrlPath = Field("/media/", description="MEDIA_URL: a URL path starting and ending with '/', not static.url.")
     root: Optional[AbsPath] = Field(None, description="MEDIA_ROOT; nginx serves it, never executes it. Default: /srv/<name>/media.")
     shared: Flag = Field(False, description="root is one shared file system (e.g. NFS) on every app host and nginx host; required for uploads when upstream.servers lists several hosts.")
+    content_disposition: Literal["inline", "attachment"] = Field("inline", description="inline: browsers show inert types (images, PDF, text) in a sandbox (Content-Security-Policy: sandbox); attachment: every upload downloads (Content-Disposition: attachment).")
 
 
 class RateLimit(_Section):
@@ -226,15 +228,30 @@ class RateLimit(_Section):
     burst: whole(0, 10000) = Field(5, description="Requests allowed above the rate before nginx answers 429.")
 
 
+class LoadBalancer(_Section):
+    """A load balancer in front of nginx that terminates TLS and passes plain HTTP to http_port."""
+
+    addresses: list[TrustedNetwork] = list_field("The addresses the load balancer connects to nginx from; requests from any other address are redirected to https://<domain>, and their forwarding headers ignored. At least one.", min_length=1)
+    proxy_protocol: Flag = Field(False, description="true: the load balancer sends the client address in the PROXY protocol (v1 or v2) on every connection; false: in X-Forwarded-For (the last address it appends is the client's).")
+
+
 class Nginx(_Section):
     """The nginx the configs are written for, and its ports."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"required": ["load_balancer"], "properties": {"load_balancer": {"type": "object"}}},
+         "then": {"not": {"required": ["real_ip_from"], "properties": {"real_ip_from": {"minItems": 1}}}}},
+    ]})
 
     version: NginxVersion = Field("1.22", description='The nginx version the configs are for, quoted, like "1.22"; 1.19.4 or newer.')
     http_port: Port = Field(80, description="Port of the HTTP server (which redirects to HTTPS when TLS is on).")
     https_port: Port = Field(443, description="Port of the HTTPS server; differs from http_port.")
     client_max_body_size: NginxSize = Field("10m", description="Largest request body: a number, optionally k, m or g.")
     ipv6: Flag = Field(True, description="Listen on IPv6 beside IPv4.")
-    real_ip_from: list[TrustedNetwork] = list_field("Load balancers in front of nginx whose X-Forwarded-For is trusted (set_real_ip_from).")
+    openssl: OpensslVersion = Field("3.0", description='The OpenSSL version nginx runs with, quoted, like "3.0" (Debian 12, Ubuntu 24.04) or "3.5" (Debian 13); 3.5 and newer get the post-quantum X25519MLKEM768 group first.')
+    real_ip_from: list[TrustedNetwork] = list_field("Proxies in front of nginx (which still terminates TLS) whose X-Forwarded-For is trusted (set_real_ip_from). For a load balancer that terminates TLS, use load_balancer.")
+    load_balancer: Optional[LoadBalancer] = Field(None, description="A load balancer in front of nginx that terminates TLS (tls.mode must be off): Django sees https and the client address it passes on, from its addresses only. Default: none; nginx faces clients.")
+    resolver: list[IpAddress] = list_field("DNS servers nginx asks for upstream host names at run time (resolver); required when an upstream server address names a host.")
     login_rate_limit: Optional[RateLimit] = Field(None, description="A request rate limit on login URLs. Default: none.")
 
 
@@ -287,6 +304,13 @@ class Spec(_Section):
             "servers": {"contains": {"required": ["address"], "properties": {"address": {"not": {"pattern": LOCAL_ADDRESS_PATTERN}}}}}}}}},
          "then": {"required": ["app_server"], **schema_fields(app_server={
              "type": "object", "required": ["trusted_proxies"], **schema_fields(trusted_proxies={"type": "array"})})}},
+        # _check_upstream_hosts: host names in upstream addresses need nginx 1.27.3 (resolve).
+        {"if": {"not": {"required": ["nginx"], "properties": {"nginx": {"required": ["version"], "properties": {
+            "version": {"type": "string", "pattern": grammar.anchored(RESOLVE_VERSION_PATTERN)}}}}}},
+         "then": schema_fields(upstream=schema_fields(servers={"items": schema_fields(address=grammar.SCHEMAS["proxied_address"])}))},
+        # _check_load_balancer: a load balancer that terminates TLS has nginx serve plain HTTP.
+        {"if": {"required": ["nginx"], "properties": {"nginx": {"required": ["load_balancer"], "properties": {"load_balancer": {"type": "object"}}}}},
+         "then": {"required": ["tls"], **schema_fields(tls={"anyOf": [{"enum": [False, "off"]}, {"type": "object", "required": ["mode"], **schema_fields(mode={"enum": ["off", False]})}]})}},
     ]})
 
     version: SpecVersion = Field(description="The spec format version: 1.")

@@ -7,7 +7,7 @@ import re
 from scaffold import grammar
 from scaffold.spec.facts import is_singleton, remote_servers, split_command
 from scaffold.spec.models import Background, Cache, Database, Django, Spec, Tls
-from scaffold.spec.values import NGINX_OLDEST, Problem, WEB_PROGRAM
+from scaffold.spec.values import NGINX_OLDEST, NGINX_RESOLVE_SINCE, Problem, WEB_PROGRAM
 
 def _check_names(spec: Spec) -> list[Problem]:
     problems: list[Problem] = []
@@ -313,7 +313,28 @@ def _check_nginx(spec: Spec) -> list[Problem]:
         if network in ("0.0.0.0/0", "::/0"):
             problems.append((("nginx", "real_ip_from", i),
                              "trusting every address lets any client forge its IP; list the load balancers"))
-    return problems + _check_login_paths(spec) + _check_upstream_hosts(spec)
+    return problems + _check_login_paths(spec) + _check_upstream_hosts(spec) + _check_load_balancer(spec)
+
+
+def _check_load_balancer(spec: Spec) -> list[Problem]:
+    """A load balancer that terminates TLS: nginx behind it serves plain HTTP, trusting it alone."""
+    lb = spec.nginx.load_balancer
+    if lb is None:
+        return []
+    problems: list[Problem] = []
+    if spec.tls.mode != "off":
+        problems.append((("nginx", "load_balancer"), "the load balancer terminates TLS and passes plain HTTP "
+                         "to nginx: set tls.mode: off (for a proxy in front of an nginx that keeps its own "
+                         "certificate, use nginx.real_ip_from instead)"))
+    if spec.nginx.real_ip_from:
+        problems.append((("nginx", "real_ip_from"), "not used with load_balancer: list the load balancer's "
+                         "addresses in load_balancer.addresses only"))
+    for i, network in enumerate(lb.addresses):
+        if network in ("0.0.0.0/0", "::/0"):
+            problems.append((("nginx", "load_balancer", "addresses", i),
+                             "trusting every address lets any client forge its IP and scheme; "
+                             "list the load balancer's addresses"))
+    return problems
 
 
 def _check_login_paths(spec: Spec) -> list[Problem]:
@@ -332,13 +353,24 @@ def _check_login_paths(spec: Spec) -> list[Problem]:
 
 
 def _check_upstream_hosts(spec: Spec) -> list[Problem]:
-    """nginx resolves a host name once, at start-up (re-resolving needs nginx 1.27.3 and a resolver)."""
+    """Before 1.27.3 nginx resolves a host name once, at start-up; from it, `resolve` needs a resolver."""
     servers = spec.upstream.servers if spec.upstream else []
-    named = [(("upstream", "servers", i, "address"), s.address) for i, s in enumerate(servers)]
-    if not servers:
-        named = [(("app_server", "bind"), spec.app_server.bind or "")]
-    return [(loc, f"{address}: nginx resolves host names only when it starts; use an IP address, "
-                  "localhost or a unix socket") for loc, address in named if _is_named_host(address)]
+    named = [(("upstream", "servers", i, "address"), s.address) for i, s in enumerate(servers)
+             if _is_named_host(s.address)]
+    problems: list[Problem] = []
+    if _is_named_host(spec.app_server.bind or ""):
+        problems.append((("app_server", "bind"), f"{spec.app_server.bind}: the app server listens on an IP "
+                         "address, localhost or a unix socket, not a host name"))
+    if not named:
+        return problems
+    if grammar.nginx_syntax_version(spec.nginx.version) < NGINX_RESOLVE_SINCE:
+        return problems + [(loc, f"{address}: nginx before 1.27.3 resolves host names only when it starts; "
+                                 "use an IP address, localhost or a unix socket, or nginx.version 1.27.3 or "
+                                 "newer with nginx.resolver") for loc, address in named]
+    if not spec.nginx.resolver:
+        problems.append((("nginx", "resolver"), f"required: {named[0][1]} names a host, which nginx resolves "
+                         "at run time through these DNS servers (like [127.0.0.53] for systemd-resolved)"))
+    return problems
 
 
 def _is_named_host(address: str) -> bool:

@@ -13,6 +13,8 @@ from scaffold import grammar
 WEB_PROGRAM = "web"
 # nginx CHANGES 1.19.4: ssl_reject_handshake, which the catch-all default server is built on.
 NGINX_OLDEST = (1, 19, 4)
+# nginx CHANGES 1.27.3: the `resolve` parameter of upstream servers re-resolves names at run time.
+NGINX_RESOLVE_SINCE = (1, 27, 3)
 
 
 class JsonSchema:
@@ -59,9 +61,24 @@ DjangoCheckId = _text(grammar.check_django_check_id, "django_check_id")
 HashKey = _text(grammar.check_nginx_variable_expr, "nginx_variable_expr")
 InventoryHost = _text(grammar.check_inventory_host, "inventory_host")
 DbHost = Annotated[str, AfterValidator(grammar.check_db_host), JsonSchema(grammar.SCHEMAS["db_host"])]
-# An address nginx proxies to: _check_upstream_hosts refuses host names other than localhost there
-# (in app_server.bind too, which must accept every upstream address), so the schema does too.
-ProxiedAddress = Annotated[str, AfterValidator(grammar.check_address), JsonSchema(grammar.SCHEMAS["proxied_address"])]
+# An address nginx proxies to: host names other than localhost need nginx 1.27.3 (`resolve`);
+# _check_upstream_hosts refuses them before, and the Spec's schema says so for nginx.version.
+ProxiedAddress = Annotated[str, AfterValidator(grammar.check_address), JsonSchema(grammar.SCHEMAS["address"])]
+# nginx 1.27.3, or its series written alone ("1.27", its newest patch release): names resolve at run time.
+RESOLVE_VERSION_PATTERN = f"{grammar.version_at_least_pattern(1, 27, 3)}|0*1\\.0*27"
+
+
+def _ip_address(value: str) -> str:
+    grammar.check_ip_or_network(value)
+    if "/" in value:
+        raise ValueError(f"{value!r} is a network; give one address, like 127.0.0.53")
+    return value
+
+
+# Where the app server listens: an IP address, localhost or a socket, never a host name.
+BindAddress = Annotated[str, AfterValidator(grammar.check_address), JsonSchema(grammar.SCHEMAS["proxied_address"])]
+IpAddress = Annotated[str, AfterValidator(_ip_address), JsonSchema(grammar.pattern_schema(
+    f"{grammar.IPV4_PATTERN}|{grammar.IPV6_PATTERN}", "an IPv4 or IPv6 address"))]
 # A network that is not every address (x/0): what trusted_proxies and real_ip_from may list.
 TrustedNetwork = Annotated[str, AfterValidator(grammar.check_ip_or_network),
                            JsonSchema({"allOf": [grammar.SCHEMAS["ip_or_network"], {"not": {"pattern": "/0$"}}]})]
@@ -143,6 +160,8 @@ Workers = Annotated[Union[int, str], PlainValidator(_workers), JsonSchema(
     {"anyOf": [*grammar.integer_schema(1, None)["anyOf"], {"const": "auto"}]})]
 NginxVersion = Annotated[str, PlainValidator(_version_text), JsonSchema(grammar.pattern_schema(
     grammar.version_at_least_pattern(*NGINX_OLDEST), 'a quoted nginx version like "1.22", 1.19.4 or newer'))]
+OpensslVersion = Annotated[str, PlainValidator(_version_text), JsonSchema(grammar.pattern_schema(
+    grammar.VERSION_PATTERN, 'a quoted OpenSSL version like "3.0" or "3.5"'))]
 SpecVersion = Annotated[Literal[1], BeforeValidator(whole_number), JsonSchema(
     {"anyOf": [{"const": 1}, {"const": "1"}]})]
 TlsMode = Annotated[Literal["off", "files", "letsencrypt"], BeforeValidator(yaml_off), JsonSchema(

@@ -156,12 +156,14 @@ def context(spec: Spec) -> dict[str, Any]:
 
 
 def is_https(spec: Spec) -> bool:
-    """Whether browsers reach the site over HTTPS (nginx terminates TLS)."""
-    return spec.tls.mode != "off"
+    """Whether browsers reach the site over HTTPS (nginx, or a load balancer before it, terminates TLS)."""
+    return spec.tls.mode != "off" or spec.nginx.load_balancer is not None
 
 
 def origins(spec: Spec) -> list[str]:
     """The site's origins as browsers send them: scheme, host, and the port when not the default."""
+    if spec.nginx.load_balancer is not None:
+        return [f"https://{host}" for host in [spec.domain, *spec.aliases]]  # the load balancer's 443
     scheme, port, default = (("https", spec.nginx.https_port, 443) if is_https(spec)
                              else ("http", spec.nginx.http_port, 80))
     suffix = "" if port == default else f":{port}"
@@ -184,11 +186,8 @@ def https_settings(spec: Spec) -> list[Setting]:
     https, t = is_https(spec), spec.tls
     hsts = t.hsts_seconds if https else 0
     return [
-        Setting("SECURE_PROXY_SSL_HEADER", PROXY_SSL_HEADER,
-                "right only because nginx overwrites X-Forwarded-Proto with its own $scheme on every "
-                "proxied request; change both together"),
-        Setting("SECURE_SSL_REDIRECT", False,
-                "nginx owns the HTTP -> HTTPS redirect (a 301 that is never proxied); one owner, no loop"),
+        Setting("SECURE_PROXY_SSL_HEADER", PROXY_SSL_HEADER, proxy_header_reason(spec)),
+        Setting("SECURE_SSL_REDIRECT", False, redirect_reason(spec)),
         Setting("SESSION_COOKIE_SECURE", https),
         Setting("CSRF_COOKIE_SECURE", https),
         Setting("SESSION_COOKIE_HTTPONLY", True),
@@ -412,10 +411,35 @@ def logging_config(spec: Spec) -> dict[str, Any]:
     }
 
 
+def proxy_header_reason(spec: Spec) -> str:
+    """Why SECURE_PROXY_SSL_HEADER can be trusted, for this spec's nginx."""
+    if spec.nginx.load_balancer is not None:
+        return ("right only because nginx sets X-Forwarded-Proto: https on every request it proxies, "
+                "all of which came from the load balancer's HTTPS listener; change both together")
+    return ("right only because nginx overwrites X-Forwarded-Proto with its own $scheme on every "
+            "proxied request; change both together")
+
+
+def redirect_reason(spec: Spec) -> str:
+    """Why SECURE_SSL_REDIRECT stays off: who redirects to HTTPS, if anyone."""
+    if spec.nginx.load_balancer is not None:
+        return ("the load balancer terminates TLS and owns the HTTP -> HTTPS redirect; nginx sends "
+                "anything else to https://<domain>; one owner, no loop")
+    if spec.tls.mode == "off":
+        return "tls.mode is off: the site is plain HTTP, and nothing redirects to HTTPS"
+    return "nginx owns the HTTP -> HTTPS redirect (a 301 that is never proxied); one owner, no loop"
+
+
 def silenced_checks(spec: Spec) -> list[tuple[str, str]]:
     """(check id, reason) for each deploy check this spec deliberately does not satisfy."""
     t = spec.tls
-    found = [("security.W008", "SECURE_SSL_REDIRECT is off because nginx redirects HTTP to HTTPS")]
+    if spec.nginx.load_balancer is not None:
+        why = "SECURE_SSL_REDIRECT is off because the load balancer redirects HTTP to HTTPS"
+    elif t.mode == "off":
+        why = "SECURE_SSL_REDIRECT is off: tls.mode is off, the site is plain HTTP"
+    else:
+        why = "SECURE_SSL_REDIRECT is off because nginx redirects HTTP to HTTPS"
+    found = [("security.W008", why)]
     if not is_https(spec):
         reason = "tls.mode is off: plain HTTP, where browsers drop Secure cookies and ignore HSTS"
         found += [(check, reason) for check in ("security.W004", "security.W010", "security.W011",

@@ -7,6 +7,7 @@ from typing import Optional
 
 from scaffold import grammar
 from scaffold.spec import Spec, Upstream, UpstreamServer
+from scaffold.spec.values import NGINX_RESOLVE_SINCE
 from scaffold.targets._base import RenderJob
 
 NAME = "nginx"
@@ -26,9 +27,15 @@ INTERMEDIATE_CIPHERS = ":".join((
     "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
     "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
 ))
-# Mozilla 6.0 lists X25519MLKEM768 first; OpenSSL < 3.5 (Debian 12 has 3.0) refuses to start
-# with it, and the spec does not know the target's OpenSSL, so the classic groups only.
+# Mozilla server-side TLS 6.0 groups. X25519MLKEM768 (post-quantum hybrid) comes first where the
+# OpenSSL nginx runs with has it (3.5, Debian 13); nginx fails to start with it on OpenSSL 3.0.
 TLS_GROUPS = "X25519:prime256v1:secp384r1"
+PQ_GROUP = "X25519MLKEM768"
+PQ_GROUP_SINCE = (3, 5, 0)
+# nginx CHANGES 1.27.3 (NGINX_RESOLVE_SINCE): `resolve` on upstream servers, `resolver` in the
+# upstream block. 1.29.7: upstream keepalive on by default (`keepalive 0` turns it off).
+KEEPALIVE_DEFAULT_SINCE = (1, 29, 7)
+RESOLVER_VALID = "30s"  # re-resolve at most this often, whatever the records' TTL
 PROTOCOLS = {"intermediate": "TLSv1.2 TLSv1.3", "modern": "TLSv1.3"}
 SESSION_CACHE = "shared:djdeploy_tls:10m"  # about 40000 sessions (Mozilla)
 # Django's own defaults (SECURE_CONTENT_TYPE_NOSNIFF, SECURE_REFERRER_POLICY, X_FRAME_OPTIONS),
@@ -50,6 +57,21 @@ MEDIA_TYPES = (
 # nginx sets them, so a client cannot forge them; an empty value removes the client's copy.
 CLEARED_HEADERS = ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Protocol",
                    "X-Forwarded-Ssl")
+# Retries (see the comment in the site template): a connect timeout (3 s) still fails over, a
+# request an app had for 4 s is never sent again, so neither is one that hit proxy_read_timeout
+# (app_server.timeout + 5 >= 6 s).
+CONNECT_TIMEOUT = "3s"
+NEXT_UPSTREAM_TIMEOUT = "4s"
+# nginx's own max_fails default (1 in 10s) takes a host out after one request that killed its
+# worker or ran too long; 0 never marks a server failed (connect failures still move on).
+DEFAULT_MAX_FAILS = 0
+RETRY_AFTER_SECONDS = 30  # on nginx's own 502/503/504
+UNAVAILABLE_PAGE = ("<!doctype html><html lang=en><meta charset=utf-8><title>Temporarily unavailable</title>"
+                    "<h1>Temporarily unavailable</h1><p>The site could not answer this request. "
+                    "Please try again in a moment.</p></html>")
+# Uploads are documents of the site's origin: this policy gives one that is opened directly a
+# unique origin (sandbox) and lets it load nothing (no script, no frames, no requests).
+MEDIA_CSP = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 PROXY_READ_MARGIN = 5  # seconds beyond app_server.timeout (see read_timeout_reason)
 GZIP_TYPES = ("text/css", "text/javascript", "application/javascript", "application/json",
               "application/manifest+json", "image/svg+xml", "text/plain", "text/xml",
@@ -85,13 +107,21 @@ def listens(spec: Spec) -> dict[str, list[str]]:
     n = spec.nginx
     tls_flags = "ssl" if http2_directive(spec) else "ssl http2"
     plain = _addresses(n.http_port, n.ipv6)
-    secure = [f"{a} {tls_flags}" for a in _addresses(n.https_port, n.ipv6)]
+    if n.load_balancer is not None and n.load_balancer.proxy_protocol:
+        plain = [f"{a} proxy_protocol" for a in plain]
+    # A plain-HTTP site (tls.mode off) opens only its HTTP port, in the default server too.
+    secure = [f"{a} {tls_flags}" for a in _addresses(n.https_port, n.ipv6)] if tls_on(spec) else []
     return {
         "http": plain,
         "https": secure,
         "default_http": [f"{a} default_server" for a in plain],
         "default_https": [f"{a} default_server" for a in secure],
     }
+
+
+def tls_on(spec: Spec) -> bool:
+    """Whether nginx terminates TLS itself (tls.mode files or letsencrypt)."""
+    return spec.tls.mode != "off"
 
 
 def _addresses(port: int, ipv6: bool) -> list[str]:
@@ -109,10 +139,18 @@ def tls_policy(spec: Spec) -> dict[str, object]:
         "protocols": PROTOCOLS[spec.tls.profile],
         # Kept for modern too: they apply only if TLS 1.2 is ever negotiated on the port.
         "ciphers": INTERMEDIATE_CIPHERS,
-        "groups": TLS_GROUPS,
+        "groups": tls_groups(spec),
         "session_cache": SESSION_CACHE,
         "tickets_off": grammar.nginx_syntax_version(spec.nginx.version) < TICKET_ROTATION_SINCE,
     }
+
+
+def tls_groups(spec: Spec) -> str:
+    """ssl_ecdh_curve: Mozilla's groups, the post-quantum hybrid first where OpenSSL has it."""
+    if grammar.parse_nginx_version(spec.nginx.openssl) >= PQ_GROUP_SINCE:
+        # "?": an OpenSSL without the group (3.3, 3.4) skips it instead of refusing the list.
+        return f"?{PQ_GROUP}:{TLS_GROUPS}"
+    return TLS_GROUPS
 
 
 def site_context(spec: Spec) -> dict[str, object]:
@@ -120,7 +158,7 @@ def site_context(spec: Spec) -> dict[str, object]:
     return {
         "domain": spec.domain,
         "aliases": spec.aliases,
-        "tls_on": spec.tls.mode != "off",
+        "tls_on": tls_on(spec),
         "certificate": spec.tls.certificate,
         "certificate_key": spec.tls.certificate_key,
         "acme_webroot": ACME_WEBROOT if spec.tls.mode == "letsencrypt" else None,
@@ -132,10 +170,14 @@ def site_context(spec: Spec) -> dict[str, object]:
         "proxy": proxy_context(spec),
         "rate_limit": rate_limit_context(spec),
         "logs": log_paths(spec),
-        "real_ip_from": spec.nginx.real_ip_from,
+        "real_ip": real_ip_context(spec),
+        "load_balancer": load_balancer_context(spec),
+        "retry": retry_context(spec),
+        "unavailable": unavailable_context(spec),
+        "log_format": log_format_context(spec),
         "client_max_body_size": spec.nginx.client_max_body_size,
         "static": {"url": spec.static.url, "alias": f"{spec.static.root}/"},
-        "media": {"url": spec.media.url, "alias": f"{spec.media.root}/", "types": MEDIA_TYPES},
+        "media": media_context(spec),
         "gzip_types": " ".join(GZIP_TYPES),
     }
 
@@ -148,22 +190,51 @@ def variable_prefix(spec: Spec) -> str:
 def canonical_origin(spec: Spec) -> str:
     """`https://domain[:port]` (or http:// with TLS off): where aliases and HTTP redirect to."""
     n = spec.nginx
+    if n.load_balancer is not None:
+        return f"https://{spec.domain}"  # the load balancer's HTTPS listener
     scheme, port, usual = ("http", n.http_port, 80) if spec.tls.mode == "off" else ("https", n.https_port, 443)
     return f"{scheme}://{spec.domain}" + ("" if port == usual else f":{port}")
+
+
+def browsers_use_https(spec: Spec) -> bool:
+    """Whether browsers reach the site over HTTPS: at nginx, or at a load balancer in front of it."""
+    return tls_on(spec) or spec.nginx.load_balancer is not None
 
 
 def upstream_context(spec: Spec) -> dict[str, object]:
     """The upstream group: method line, server lines, idle keepalive."""
     u = spec.upstream or Upstream()
-    servers = [server_line(s) for s in u.servers] or [local_server(spec.app_server.bind or "")]
+    resolve = grammar.nginx_syntax_version(spec.nginx.version) >= NGINX_RESOLVE_SINCE
+    servers = [server_line(s, resolve) for s in u.servers] or [local_server(spec.app_server.bind or "")]
     keepalive = u.keepalive if spec.app_server.keepalive > 0 else 0
+    named = any(needs_resolve(s.address) for s in u.servers)
     return {
         "name": spec.name,
         "method": method_line(u),
         "servers": servers,
+        "zone": f"{variable_prefix(spec)}_upstream" if named else None,
+        "resolver": " ".join([*spec.nginx.resolver, f"valid={RESOLVER_VALID}"]) if named else None,
         "keepalive": keepalive,
+        "keepalive_off": keepalive == 0 and (grammar.nginx_syntax_version(spec.nginx.version)
+                                             >= KEEPALIVE_DEFAULT_SINCE),
         "keepalive_timeout": keepalive_timeout(spec.app_server.keepalive),
     }
+
+
+def needs_resolve(address: str) -> bool:
+    """Whether an upstream address names a host other than localhost (resolved through DNS)."""
+    if address.startswith("unix:"):
+        return False
+    host, _ = grammar.split_address(address)
+    return host != "localhost" and not host.startswith("[") and not _is_ipv4(host)
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        grammar.check_ip_or_network(host)
+    except ValueError:
+        return False
+    return True
 
 
 def method_line(u: Upstream) -> Optional[str]:
@@ -179,12 +250,14 @@ def method_line(u: Upstream) -> Optional[str]:
     }[u.method]
 
 
-def server_line(s: UpstreamServer) -> str:
-    """`address weight=N max_fails=N fail_timeout=T max_conns=N backup down`."""
-    params = [f"{key}={value}" for key, value in (("weight", s.weight), ("max_fails", s.max_fails),
+def server_line(s: UpstreamServer, resolve: bool = False) -> str:
+    """`address weight=N max_fails=N fail_timeout=T max_conns=N backup down resolve`."""
+    max_fails = DEFAULT_MAX_FAILS if s.max_fails is None else s.max_fails
+    params = [f"{key}={value}" for key, value in (("weight", s.weight), ("max_fails", max_fails),
                                                   ("fail_timeout", s.fail_timeout),
                                                   ("max_conns", s.max_conns)) if value is not None]
     params += [flag for flag, on in (("backup", s.backup), ("down", s.down)) if on]
+    params += ["resolve"] if resolve and needs_resolve(s.address) else []
     return " ".join([s.address, *params])
 
 
@@ -227,7 +300,7 @@ def security_headers(spec: Spec) -> list[tuple[str, str]]:
 def hsts_value(spec: Spec) -> Optional[str]:
     """The Strict-Transport-Security value, or None (TLS off or hsts_seconds 0)."""
     t = spec.tls
-    if t.mode == "off" or t.hsts_seconds == 0:
+    if not browsers_use_https(spec) or t.hsts_seconds == 0:
         return None
     parts = [f"max-age={t.hsts_seconds}"]
     parts += ["includeSubDomains"] if t.hsts_include_subdomains else []
@@ -251,7 +324,9 @@ def proxy_context(spec: Spec) -> dict[str, object]:
     conn = connection_map(spec)
     headers = [
         ("Host", "$host"),  # never $http_host: gixy host_spoofing
-        ("X-Forwarded-Proto", "$scheme"),
+        # Behind a load balancer every proxied request came through its HTTPS listener (the
+        # site redirects any other peer), so the scheme is https whatever nginx's own is.
+        ("X-Forwarded-Proto", "https" if spec.nginx.load_balancer is not None else "$scheme"),
         ("X-Forwarded-For", "$remote_addr"),  # replaces the client's list instead of appending
         ("X-Real-IP", "$remote_addr"),
         ("Connection", conn["variable"] if conn else _plain_connection(spec)),
@@ -276,6 +351,52 @@ def read_timeout_reason(spec: Spec) -> list[str]:
     return ["Nothing in this app server bounds a request (gthread, ASGI): after this long nginx",
             "answers 504 and closes the upstream connection. The database's statement timeout",
             "bounds the queries of a request that goes on."]
+
+
+def retry_context(spec: Spec) -> dict[str, object]:
+    """proxy_next_upstream's bounds: how many servers, and until when a retry may start."""
+    u = spec.upstream or Upstream()
+    return {"tries": u.next_upstream_tries, "connect_timeout": CONNECT_TIMEOUT,
+            "timeout": NEXT_UPSTREAM_TIMEOUT}
+
+
+def unavailable_context(spec: Spec) -> dict[str, object]:
+    """The named location that answers nginx's own 502, 503 and 504."""
+    return {"location": f"@{variable_prefix(spec)}_unavailable", "retry_after": RETRY_AFTER_SECONDS,
+            "page": quote(UNAVAILABLE_PAGE)}
+
+
+def log_format_context(spec: Spec) -> dict[str, str]:
+    """The access-log format: nginx's combined, then timings and which app server answered."""
+    return {"name": f"{variable_prefix(spec)}_timing"}
+
+
+def real_ip_context(spec: Spec) -> Optional[dict[str, object]]:
+    """Where the client address comes from (realip module), or None: the connection's peer."""
+    lb = spec.nginx.load_balancer
+    if lb is not None:
+        return {"from": lb.addresses, "header": "proxy_protocol" if lb.proxy_protocol else "X-Forwarded-For"}
+    if spec.nginx.real_ip_from:
+        return {"from": spec.nginx.real_ip_from, "header": "X-Forwarded-For"}
+    return None
+
+
+def load_balancer_context(spec: Spec) -> Optional[dict[str, object]]:
+    """The geo variable that is 1 for connections from the load balancer, and its addresses."""
+    lb = spec.nginx.load_balancer
+    if lb is None:
+        return None
+    return {"variable": f"${variable_prefix(spec)}_via_load_balancer", "addresses": lb.addresses,
+            "proxy_protocol": lb.proxy_protocol}
+
+
+def media_context(spec: Spec) -> dict[str, object]:
+    """The media location: alias, inert types, and its own headers (which replace inherited ones)."""
+    m = spec.media
+    headers = [("Content-Security-Policy", quote(MEDIA_CSP))]
+    if m.content_disposition == "attachment":
+        headers.append(("Content-Disposition", "attachment"))
+    return {"url": m.url, "alias": f"{m.root}/", "types": MEDIA_TYPES, "headers": headers}
 
 
 def rate_limit_context(spec: Spec) -> Optional[dict[str, object]]:

@@ -334,7 +334,8 @@ def checks(spec: Spec) -> dict[str, Any]:
     cacert = f"--cacert {q(spec.tls.certificate)} " if spec.tls.mode == "files" else ""
     return {"socket": q(socket) if socket else None, "tcp": None if socket else q(f"http://{_local(address)}/"),
             "url": q(url), "resolve": q(f"{spec.domain}:{port}:127.0.0.1"), "host": q(f"Host: {spec.domain}"),
-            "cacert": cacert}
+            "cacert": cacert,
+            "load_balancer": q(f"https://{spec.domain}/") if spec.nginx.load_balancer is not None else None}
 
 
 def _local(address: str) -> str:
