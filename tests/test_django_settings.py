@@ -155,7 +155,8 @@ def _make_site(root: Path, spec: Spec) -> Path:
 def _secrets_env(spec: Spec, **extra: str) -> dict[str, str]:
     values = {target.SECRET_KEY: STRONG_KEY, target.SECRET_KEY_FALLBACKS: OLD_KEY + "\n",
               target.DATABASE_PASSWORD: "db-password", target.EMAIL_HOST_PASSWORD: "mail-password"}
-    return {name: values[name] for name in target.secrets(spec)} | extra
+    # SENTRY_DSN is left out: without it the settings set up no error tracking (tested on its own).
+    return {name: values[name] for name in target.secrets(spec) if name in values} | extra
 
 
 def _run(python: str, site: Path, spec: Spec, args: list[str],
@@ -184,7 +185,8 @@ def django6_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The python of a venv with the newest Django 6.x (psycopg and its pool, redis: the specs' backends)."""
     venv = Path(os.environ.get(DJANGO6_VENV_VARIABLE) or tmp_path_factory.mktemp("django6") / "venv")
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import django, psycopg, psycopg_pool, redis; assert django.VERSION >= (6,)"]
+    probe = [str(python), "-c", "import django, psycopg, psycopg_pool, redis, whitenoise, sentry_sdk, django_tasks_db; "
+             "assert django.VERSION >= (6,)"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return str(python)
     base = _python312()
@@ -192,7 +194,7 @@ def django6_python(tmp_path_factory: pytest.TempPathFactory) -> str:
         _unavailable("no Python 3.12 to run Django 6.x")
     steps = [[base, "-m", "venv", "--clear", str(venv)],
              [str(python), "-m", "pip", "install", "-q", "django>=6", "psycopg[binary,pool]>=3.1",
-              "redis>=5"]]
+              "redis>=5", "whitenoise>=6", "sentry-sdk>=2", "django-tasks-db>=0.13"]]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
@@ -257,7 +259,7 @@ def _assert_csp(spec: Spec, facts: dict) -> None:
                                                   "Content-Security-Policy-Report-Only")}
     wanted = {"Content-Security-Policy": None, "Content-Security-Policy-Report-Only": None}
     if facts["django"] >= [6, 0] and mode != "off":
-        policy = {**target.DEFAULT_CSP, **spec.django.csp.directives}
+        policy = {**target.default_csp(spec), **spec.django.csp.directives}
         if spec.django.csp.report_uri:
             policy["report-uri"] = [spec.django.csp.report_uri]
         name = "Content-Security-Policy" if mode == "enforce" else "Content-Security-Policy-Report-Only"
