@@ -334,6 +334,9 @@ def _check_nginx(spec: Spec) -> list[Problem]:
         if network in ("0.0.0.0/0", "::/0"):
             problems.append((("nginx", "real_ip_from", i),
                              "trusting every address lets any client forge its IP; list the load balancers"))
+    for where, networks in ((("nginx", "admin", "allow"), n.admin.allow), (("health", "allow"), spec.health.allow)):
+        problems += [((*where, i), "every address is no restriction; list the networks that may connect")
+                     for i, network in enumerate(networks) if network in ("0.0.0.0/0", "::/0")]
     return problems + _check_login_paths(spec) + _check_upstream_hosts(spec)
 
 
