@@ -400,6 +400,11 @@ def test_protected_files_are_internal_and_inert(tmp_path: Path) -> None:
     _, site = render(make_spec("asgi-both"), tmp_path)
     protected = location(server_for(site, "market.example.com", 443), "/private-downloads/")
     assert one(protected, "internal") == []
+    # nginx drops the app's security headers on X-Accel-Redirect: the location sets its own.
+    assert headers(protected) == {"X-Content-Type-Options": ["nosniff", "always"],
+                                  "Referrer-Policy": ["same-origin", "always"],
+                                  "X-Frame-Options": ["DENY", "always"],
+                                  "Strict-Transport-Security": ["max-age=63072000; includeSubDomains", "always"]}
     assert one(protected, "alias") == ["/srv/market/protected/"]
     assert one(protected, "default_type") == ["application/octet-stream"]
     assert not [d for d in walk(protected) if d["directive"].endswith("_pass")]

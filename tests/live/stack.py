@@ -388,14 +388,15 @@ def prepare_host(base: Path, *, nginx: str, tmpfiles: str, venv: Path) -> Host:
     return Host(base, nginx, tmpfiles, venv, cert, key, has_ipv6_loopback())
 
 
-def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = None) -> Stack:
+def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = None,
+           static_server: str = "nginx") -> Stack:
     """Render, install and start one site; on any failure, stop what was started and re-raise."""
     http, https, app = free_ports(3)
     ports = Ports(http=http, https=https, app=app)
     base = host.base / f"{kind}-{'pair' if pair else 'socket'}-{ports.https}"
     base.mkdir()
     base.chmod(0o755)
-    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6, app_server or {})
+    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6, app_server or {}, static_server)
     render_site(site)
     install_site(site, host.tmpfiles)
     install_wrappers(site)
