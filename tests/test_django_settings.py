@@ -888,3 +888,36 @@ def test_error_tracking_with_the_secret_but_no_sentry_sdk_names_the_package(load
     monkeypatch.setitem(sys.modules, "sentry_sdk", None)  # an import of it fails
     with pytest.raises(ImproperlyConfigured, match="pip install sentry-sdk"):
         load_settings(parse_spec(SENTRY_SPEC))
+
+
+TASK_PROBE = """\
+import json, sys, django
+django.setup()
+from django.core.management import call_command
+try:
+    from django.tasks import task  # Django 6.0+
+except ImportError:
+    from django_tasks import task  # the backport on 5.2
+
+@task()
+def add(a, b):
+    return a + b
+
+call_command("migrate", verbosity=0)
+result = add.enqueue(2, 3)
+call_command("db_worker", batch=True, no_startup_delay=True, verbosity=0)
+result.refresh()
+print(json.dumps({"status": str(result.status), "value": result.return_value}))
+"""
+
+
+def test_db_worker_preset_runs_a_task_with_the_rendered_settings(python: str, tmp_path: Path) -> None:
+    """What the preset's program runs (manage.py db_worker), against the settings it renders."""
+    spec = parse_spec(MINIMAL + f"  database: {{engine: sqlite, name: '{tmp_path}/db.sqlite3'}}\n"
+                      "background: [{name: tasks, preset: db_worker}]\n")
+    site = _make_site(tmp_path, spec)
+    _write_module(site, f"{spec.django.project}.probe_tasks", TASK_PROBE)
+    done = _run(python, site, spec, ["-m", f"{spec.django.project}.probe_tasks"], _secrets_env(spec))
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.splitlines()[-1])
+    assert facts["value"] == 5 and facts["status"].endswith("SUCCESSFUL"), facts
