@@ -42,7 +42,7 @@ def is_singleton(program: Background) -> bool:
     """Whether a background program must run on exactly one host."""
     if program.singleton is not None:
         return program.singleton
-    return is_celery_beat(split_command(program.command) or [])
+    return is_celery_beat(split_command(program.command or "") or [])
 
 
 def split_command(command: str) -> list[str] | None:
