@@ -108,6 +108,17 @@ def test_admin_reaches_the_app_from_an_allowed_address(stack: Stack) -> None:
     assert stack.fetch("/whoami/", source=DENIED).status == 200  # the rest of the site is everyone's
 
 
+def test_login_paths_are_rate_limited_per_client_address(stack: Stack) -> None:
+    """nginx.login_rate_limit (60r/m, burst 20 here): a client past the burst gets 429, others don't.
+
+    /accounts/login/ is outside the admin, so a client outside its allow-list reaches the limit.
+    """
+    burst = 20
+    statuses = [stack.fetch("/accounts/login/", source=DENIED).status for _ in range(burst + 10)]
+    assert 429 in statuses and statuses[:burst] == [404] * burst, statuses  # 404: the test project has no page there
+    assert stack.fetch("/admin/login/").status == 200  # another client address, its own budget
+
+
 # --- static files for a CDN
 
 def test_static_files_carry_cors_for_the_cdn(stack: Stack) -> None:
