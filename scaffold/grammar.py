@@ -18,6 +18,8 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Path characters that no target reads as syntax: nginx, supervisor, systemd, Python literals.
 _PATH = re.compile(r"^(/[A-Za-z0-9._@+=,~-]+)+$")
 _URL_PATH = re.compile(r"^/([A-Za-z0-9._~-]+/)+$")
+# An endpoint such as /healthz or /-/health/: one exact path, with or without a trailing '/'.
+_ENDPOINT_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+/?$")
 NGINX_SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
 NGINX_TIME = re.compile(r"^([0-9]+(ms|s|m|h|d|w|M|y))+$|^[0-9]+$")
 _EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#%&'*+/=?^_`{|}~.-]{1,64}$")
@@ -82,6 +84,27 @@ def check_url_path(value: str) -> str:
             f"{value!r} must be a URL path that starts and ends with '/', like '/static/'"
         )
     return value
+
+
+def check_endpoint_path(value: str) -> str:
+    """One exact URL path such as ``/healthz``: starts with '/', no '//', no query."""
+    if not _ENDPOINT_PATH.fullmatch(value):
+        raise ValueError(f"{value!r} must be a URL path starting with '/', like '/healthz'")
+    return value
+
+
+def check_static_url(value: str) -> str:
+    """STATIC_URL: a URL path (``/static/``) or an https:// URL on another host (a CDN)."""
+    if _URL_PATH.fullmatch(value) or _STATIC_CDN.fullmatch(value):
+        return value
+    raise ValueError(f"{value!r} must be a URL path that starts and ends with '/', like '/static/', "
+                     "or an https:// URL of a CDN ending with '/', like 'https://cdn.example.com/static/'")
+
+
+def split_static_url(value: str) -> tuple[str | None, str]:
+    """(CDN host or None, URL path) of a checked static URL."""
+    found = _STATIC_CDN.fullmatch(value)
+    return (found["host"], found["path"]) if found else (None, value)
 
 
 def check_unix_name(value: str) -> str:
@@ -461,7 +484,13 @@ def version_at_least_pattern(major: int, minor: int, patch: int) -> str:
             f"|0*{major}\\.0*{minor}\\.{at_least(patch)})")
 
 
+_STATIC_CDN = re.compile(r"^https://(?P<host>" + hostname_pattern("/") + r")(?P<path>/([A-Za-z0-9._~-]+/)+)$")
+
 SCHEMAS: dict[str, dict[str, object]] = {
+    "endpoint_path": pattern_schema(_ENDPOINT_PATH.pattern[1:-1], "a URL path starting with '/', like /healthz"),
+    "static_url": pattern_schema(f"{_URL_PATH.pattern[1:-1]}|https://{hostname_pattern('/')}/([A-Za-z0-9._~-]+/)+",
+                                 "a URL path that starts and ends with '/', like /static/, or an https:// "
+                                 "URL ending with '/', like https://cdn.example.com/static/"),
     "slug": pattern_schema(_SLUG.pattern[1:-1], "a slug: a lowercase letter, then up to 31 lowercase letters, digits or '-'"),
     "hostname": pattern_schema(hostname_pattern(), "a lowercase host name (RFC 1123), no wildcard or trailing dot"),
     "abs_path": pattern_schema(ABS_PATH_PATTERN, "an absolute path of letters, digits and . _ - @ + = , ~ only, "

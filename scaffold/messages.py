@@ -15,7 +15,7 @@ from scaffold.source import SourceMap
 Location = tuple[Union[str, int], ...]
 
 _SECRET_KEYS = {"password", "passwd", "secret", "secret_key", "token", "api_key", "key_password",
-                "database_password", "django_secret_key", "email_host_password"}
+                "database_password", "django_secret_key", "email_host_password", "dsn", "sentry_dsn"}
 # Keys that users bring from other tools, with where the setting lives in a spec.
 _BROUGHT_KEYS = {
     "redis": "a Redis cache is django.cache (backend: redis, location: redis://HOST:PORT/DB)",
@@ -32,6 +32,8 @@ _BROUGHT_KEYS = {
     "systemd": "write process_manager: systemd",
     "pm2": "write process_manager: pm2",
     "celery": "background programs are listed under background (name:, command:)",
+    "sentry": "error tracking is django.error_tracking; its DSN is the secret SENTRY_DSN",
+    "whitenoise": "write static: {server: whitenoise}",
     "port": "nginx's ports are nginx.http_port and nginx.https_port; the app server's is in app_server.bind",
 }
 _TYPE_WORDS = {"model_type": "a mapping of keys (key: value lines)", "dict_type": "a mapping of keys (key: value lines)",

@@ -157,7 +157,8 @@ def _make_site(root: Path, spec: Spec) -> Path:
 def _secrets_env(spec: Spec, **extra: str) -> dict[str, str]:
     values = {target.SECRET_KEY: STRONG_KEY, target.SECRET_KEY_FALLBACKS: OLD_KEY + "\n",
               target.DATABASE_PASSWORD: "db-password", target.EMAIL_HOST_PASSWORD: "mail-password"}
-    return {name: values[name] for name in target.secrets(spec)} | extra
+    # SENTRY_DSN is left out: without it the settings set up no error tracking (tested on its own).
+    return {name: values[name] for name in target.secrets(spec) if name in values} | extra
 
 
 def _run(python: str, site: Path, spec: Spec, args: list[str],
@@ -186,7 +187,8 @@ def django6_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The python of a venv with the newest Django 6.x (psycopg and its pool, redis: the specs' backends)."""
     venv = Path(os.environ.get(DJANGO6_VENV_VARIABLE) or tmp_path_factory.mktemp("django6") / "venv")
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import django, psycopg, psycopg_pool, redis; assert django.VERSION >= (6,)"]
+    probe = [str(python), "-c", "import django, psycopg, psycopg_pool, redis, whitenoise, sentry_sdk, django_tasks_db; "
+             "assert django.VERSION >= (6,)"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return str(python)
     base = _python312()
@@ -194,7 +196,7 @@ def django6_python(tmp_path_factory: pytest.TempPathFactory) -> str:
         _unavailable("no Python 3.12 to run Django 6.x")
     steps = [[base, "-m", "venv", "--clear", str(venv)],
              [str(python), "-m", "pip", "install", "-q", "django>=6", "psycopg[binary,pool]>=3.1",
-              "redis>=5"]]
+              "redis>=5", "whitenoise>=6", "sentry-sdk>=2", "django-tasks-db>=0.13"]]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
@@ -259,7 +261,7 @@ def _assert_csp(spec: Spec, facts: dict) -> None:
                                                   "Content-Security-Policy-Report-Only")}
     wanted = {"Content-Security-Policy": None, "Content-Security-Policy-Report-Only": None}
     if facts["django"] >= [6, 0] and mode != "off":
-        policy = {**target.DEFAULT_CSP, **spec.django.csp.directives}
+        policy = {**target.default_csp(spec), **spec.django.csp.directives}
         if spec.django.csp.report_uri:
             policy["report-uri"] = [spec.django.csp.report_uri]
         name = "Content-Security-Policy" if mode == "enforce" else "Content-Security-Policy-Report-Only"
@@ -715,3 +717,213 @@ def test_an_unanswering_mysql_costs_the_connect_timeout(silent_server: int, tmp_
     facts = _probe_services(sys.executable, tmp_path, spec, "quick")
     assert facts["quick"]["result"] == "MySQLdb.OperationalError"
     assert target.CONNECT_TIMEOUT - 1 <= facts["quick"]["seconds"] < target.CONNECT_TIMEOUT + 3
+
+
+# The health endpoint: answered by the settings' own middleware, sync and async -------------------
+
+HEALTH_PROBE = """\
+import asyncio, json, logging, sys, django
+django.setup()
+from django.core import mail
+from django.test import AsyncClient, Client
+from django.test.utils import setup_test_environment
+
+setup_test_environment()
+records = []
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(f"{record.name}: {record.getMessage()}")
+
+logging.getLogger().addHandler(Keep())
+path = sys.argv[1]
+
+def facts(response):
+    return {"status": response.status_code, "body": json.loads(response.content),
+            "cookies": sorted(response.cookies), "cache": response.headers.get("Cache-Control")}
+
+# A load balancer's checker names the host by its address, and no CSRF token comes with a POST.
+headers = {"host": "10.0.0.5"}
+found = {"sync": facts(Client(enforce_csrf_checks=True).get(path, headers=headers)),
+         "post": facts(Client(enforce_csrf_checks=True).post(path, headers=headers)),
+         "async": facts(asyncio.run(AsyncClient().get(path, headers=headers))),
+         "other": Client().get("/whoami/", headers=headers).status_code}
+found |= {"logged": records, "mails": len(mail.outbox)}
+print(json.dumps(found))
+"""
+
+
+def _health_facts(python: str, tmp_path: Path, spec: Spec) -> tuple[dict, str]:
+    site = _make_site(tmp_path, spec)
+    (site / "health_probe.py").write_text(HEALTH_PROBE, encoding="utf-8")
+    done = _run(python, site, spec, [str(site / "health_probe.py"), spec.health.path], _secrets_env(spec))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def _closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        return listener.getsockname()[1]
+
+
+def test_health_endpoint_answers_200_when_database_and_cache_answer(python: str, tmp_path: Path) -> None:
+    spec = parse_spec(MINIMAL + f"  admins: [ops@example.org]\n  database: {{engine: sqlite, name: '{tmp_path}/db.sqlite3'}}\n"
+                      "  cache: {backend: locmem}\nhealth: {path: /-/up}\n")
+    facts, stderr = _health_facts(python, tmp_path, spec)
+    for way in ("sync", "post", "async"):
+        assert facts[way] == {"status": 200, "body": {"status": "ok", "failed": {}}, "cookies": [],
+                              "cache": "no-store"}, way
+    assert facts["other"] == 400  # every other path still checks ALLOWED_HOSTS
+    assert not [r for r in facts["logged"] if "/-/up" in r], facts["logged"]
+
+
+def test_health_endpoint_answers_503_naming_what_failed_without_logging(python: str, silent_server: int,
+                                                                       tmp_path: Path) -> None:
+    database = f"{{engine: postgresql, name: blog, host: 127.0.0.1, port: {silent_server}}}"
+    spec = parse_spec(MINIMAL + f"  admins: [ops@example.org]\n  database: {database}\n"
+                      f"  cache: {{location: 'redis://127.0.0.1:{_closed_port()}/0'}}\n")
+    facts, stderr = _health_facts(python, tmp_path, spec)
+    failed = {"database default": "OperationalError", "cache default": "ConnectionError"}
+    for way in ("sync", "post", "async"):
+        assert facts[way]["status"] == 503, way
+        assert facts[way]["body"] == {"status": "failing", "failed": failed}, way
+        assert facts[way]["cookies"] == []
+    # Neither django.request's "Service Unavailable" line nor an error mail to ADMINS.
+    assert facts["logged"] == [] and facts["mails"] == 0, facts
+    assert "Service Unavailable" not in stderr
+
+
+def test_health_endpoint_reports_an_unreadable_sqlite_file(python: str, tmp_path: Path) -> None:
+    spec = parse_spec(MINIMAL + f"  database: {{engine: sqlite, name: '{tmp_path}/missing/db.sqlite3'}}\n")
+    facts, _ = _health_facts(python, tmp_path, spec)
+    assert facts["sync"]["status"] == 503
+    assert facts["sync"]["body"]["failed"] == {"database default": "OperationalError"}
+
+
+def test_health_middleware_comes_first(load_settings, monkeypatch) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    spec = CASES["minimal"]
+    middleware = load_settings(spec, MIDDLEWARE=["django.middleware.security.SecurityMiddleware"])["MIDDLEWARE"]
+    assert middleware == [f"{spec.django.settings_module}.health_check_middleware",
+                          f"{spec.django.settings_module}.client_address_middleware",
+                          "django.middleware.security.SecurityMiddleware"]
+
+
+# WhiteNoise, protected files, the tasks worker's backend ----------------------------------------
+
+def test_whitenoise_follows_security_middleware_and_stores_compressed_copies(load_settings, monkeypatch) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    spec = parse_spec(MINIMAL + "static: {server: whitenoise}\n")
+    base = ["django.middleware.security.SecurityMiddleware", "django.contrib.sessions.middleware.SessionMiddleware"]
+    settings = load_settings(spec, MIDDLEWARE=base)
+    assert settings["MIDDLEWARE"][2:] == [base[0], target.WHITENOISE_MIDDLEWARE, base[1]]
+    assert settings["STORAGES"]["staticfiles"] == {"BACKEND": target.WHITENOISE_STORAGE}
+    assert CASES["minimal"].static.server == "nginx"
+    assert target.WHITENOISE_MIDDLEWARE not in load_settings(CASES["minimal"], MIDDLEWARE=base)["MIDDLEWARE"]
+
+
+def test_protected_files_have_a_storage_and_a_url(load_settings, monkeypatch) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    settings = load_settings(parse_spec(MINIMAL + "media: {protected: {url: /downloads/}}\n"))
+    assert settings["PROTECTED_MEDIA_URL"] == "/downloads/"
+    assert settings["PROTECTED_MEDIA_ROOT"] == "/srv/blog/protected"
+    assert settings["STORAGES"]["protected"] == {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                                 "OPTIONS": {"location": "/srv/blog/protected",
+                                                             "base_url": "/downloads/"}}
+    assert "PROTECTED_MEDIA_URL" not in load_settings(CASES["minimal"])
+
+
+@pytest.mark.parametrize("background", [
+    "[{name: tasks, preset: db_worker}]",
+    "[{name: tasks, command: 'manage.py db_worker --queue-name mail'}]",
+])
+def test_db_worker_brings_its_backend_and_app(load_settings, monkeypatch, background: str) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    spec = parse_spec(MINIMAL + f"background: {background}\n")
+    settings = load_settings(spec, INSTALLED_APPS=["django.contrib.admin"], TASKS={"other": {"BACKEND": "x"}})
+    assert settings["INSTALLED_APPS"] == ["django.contrib.admin", "django_tasks", "django_tasks_db"]  # Django 5.2
+    assert settings["TASKS"] == {"other": {"BACKEND": "x"}, "default": {"BACKEND": target.TASKS_BACKEND}}
+    kept = {"default": {"BACKEND": target.TASKS_BACKEND, "QUEUES": ["mail"]}}
+    assert load_settings(spec, INSTALLED_APPS=[], TASKS=kept)["TASKS"] == kept
+    assert "TASKS" not in load_settings(CASES["minimal"], INSTALLED_APPS=[])
+
+
+# Error tracking: sentry_sdk from the optional secret SENTRY_DSN ----------------------------------
+
+SENTRY_PROBE = """\
+import json, django
+django.setup()
+import sys
+client = sys.modules["sentry_sdk"].get_client() if "sentry_sdk" in sys.modules else None
+options = client.options if client is not None and client.is_active() else None
+print(json.dumps({"imported": "sentry_sdk" in sys.modules,
+                  "options": options and {k: options[k] for k in ("dsn", "environment", "release",
+                                                                  "send_default_pii", "traces_sample_rate")}}))
+"""
+SENTRY_SPEC = MINIMAL + "  error_tracking: {environment: staging, release: blog@1.2.3}\n"
+DSN = "https://0123456789abcdef@errors.example.org/42"
+
+
+def _sentry_facts(python: str, tmp_path: Path, spec: Spec, **env: str) -> dict:
+    site = _make_site(tmp_path, spec)
+    (site / "sentry_probe.py").write_text(SENTRY_PROBE, encoding="utf-8")
+    done = _run(python, site, spec, [str(site / "sentry_probe.py")], _secrets_env(spec, **env))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_error_tracking_starts_from_the_dsn_file(python: str, tmp_path: Path) -> None:
+    dsn_file = tmp_path / "SENTRY_DSN"
+    dsn_file.write_text(DSN + "\n")
+    facts = _sentry_facts(python, tmp_path, parse_spec(SENTRY_SPEC), SENTRY_DSN_FILE=str(dsn_file))
+    assert facts["options"] == {"dsn": DSN, "environment": "staging", "release": "blog@1.2.3",
+                                "send_default_pii": False, "traces_sample_rate": 0.0}
+
+
+def test_error_tracking_is_off_without_the_secret(python: str, tmp_path: Path) -> None:
+    """The process managers always name the file; until someone writes it, nothing is set up."""
+    facts = _sentry_facts(python, tmp_path, parse_spec(SENTRY_SPEC), SENTRY_DSN_FILE=str(tmp_path / "absent"))
+    assert facts == {"imported": False, "options": None}
+
+
+def test_error_tracking_with_the_secret_but_no_sentry_sdk_names_the_package(load_settings, monkeypatch) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("DJANGO_SECRET_KEY", STRONG_KEY)
+    monkeypatch.setenv("SENTRY_DSN", DSN)
+    monkeypatch.setitem(sys.modules, "sentry_sdk", None)  # an import of it fails
+    with pytest.raises(ImproperlyConfigured, match="pip install sentry-sdk"):
+        load_settings(parse_spec(SENTRY_SPEC))
+
+
+TASK_PROBE = """\
+import json, sys, django
+django.setup()
+from django.core.management import call_command
+try:
+    from django.tasks import task  # Django 6.0+
+except ImportError:
+    from django_tasks import task  # the backport on 5.2
+
+@task()
+def add(a, b):
+    return a + b
+
+call_command("migrate", verbosity=0)
+result = add.enqueue(2, 3)
+call_command("db_worker", batch=True, no_startup_delay=True, verbosity=0)
+result.refresh()
+print(json.dumps({"status": str(result.status), "value": result.return_value}))
+"""
+
+
+def test_db_worker_preset_runs_a_task_with_the_rendered_settings(python: str, tmp_path: Path) -> None:
+    """What the preset's program runs (manage.py db_worker), against the settings it renders."""
+    spec = parse_spec(MINIMAL + f"  database: {{engine: sqlite, name: '{tmp_path}/db.sqlite3'}}\n"
+                      "background: [{name: tasks, preset: db_worker}]\n")
+    site = _make_site(tmp_path, spec)
+    _write_module(site, f"{spec.django.project}.probe_tasks", TASK_PROBE)
+    done = _run(python, site, spec, ["-m", f"{spec.django.project}.probe_tasks"], _secrets_env(spec))
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.splitlines()[-1])
+    assert facts["value"] == 5 and facts["status"].endswith("SUCCESSFUL"), facts

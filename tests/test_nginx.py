@@ -366,9 +366,12 @@ def test_logs_rate_limit_and_real_ip(tmp_path: Path) -> None:
     _, site = render(make_spec("asgi-both"), tmp_path)
     assert one(site, "limit_req_zone") == ["$binary_remote_addr", "zone=market_login:10m", "rate=5r/m"]
     main = server_for(site, "market.example.com", 443)
-    login = location(main, "/admin/login/")
+    login = location(main, "/backoffice/login/")  # follows nginx.admin.path
     assert one(login, "limit_req") == ["zone=market_login", "burst=5", "nodelay"]
     assert one(login, "proxy_pass") == ["http://market"]
+    # A location of its own, so the admin's allow-list is repeated there.
+    assert args(login, "allow") == [["203.0.113.0/24"], ["2001:db8:1::/48"]] and one(login, "deny") == ["all"]
+    assert not find(location(main, "/accounts/login/"), "allow")
     assert args(main, "set_real_ip_from") == [["192.0.2.10"], ["198.51.100.0/24"]]
     assert one(main, "real_ip_header") == ["X-Forwarded-For"]
     assert one(main, "access_log") == ["/var/log/nginx/market.access.log", "market_timing"]
@@ -458,6 +461,59 @@ def test_load_balancer_in_front(tmp_path: Path) -> None:
     assert one(find(main, "if")[0]["block"], "return") == ["301", "https://blog.example.org$request_uri"]
     assert ["X-Forwarded-Proto", "https"] in args(main, "proxy_set_header")
     assert "Strict-Transport-Security" in headers(main)  # browsers are on HTTPS, at the load balancer
+def test_health_endpoint_is_for_this_host_and_the_load_balancers_only(tmp_path: Path) -> None:
+    _, site = render(make_spec("asgi-both"), tmp_path)
+    health = location(server_for(site, "market.example.com", 443), "=", "/-/health/")
+    assert args(health, "allow") == [["127.0.0.1"], ["::1"], ["192.0.2.10"], ["198.51.100.0/24"], ["192.0.2.20"]]
+    assert one(health, "deny") == ["all"]
+    assert one(health, "access_log") == ["off"]
+    assert one(health, "proxy_pass") == ["http://market"]
+    _, site = render(make_spec("minimal"), tmp_path / "minimal")
+    health = location(server_for(site, "blog.example.org", 443), "=", "/healthz")
+    assert args(health, "allow") == [["127.0.0.1"], ["::1"]] and one(health, "deny") == ["all"]
+
+
+def test_admin_location_admits_its_networks_only(tmp_path: Path) -> None:
+    _, site = render(make_spec("asgi-both"), tmp_path)
+    admin = location(server_for(site, "market.example.com", 443), "/backoffice/")
+    assert args(admin, "allow") == [["203.0.113.0/24"], ["2001:db8:1::/48"]]
+    assert one(admin, "deny") == ["all"] and one(admin, "proxy_pass") == ["http://market"]
+    _, site = render(make_spec("full"), tmp_path / "full")  # no allow-list: no admin location
+    assert not [d for d in find(server_for(site, "shop.example.com", 443), "location") if d["args"] == ["/admin/"]]
+
+
+def test_protected_files_are_internal_and_inert(tmp_path: Path) -> None:
+    _, site = render(make_spec("asgi-both"), tmp_path)
+    protected = location(server_for(site, "market.example.com", 443), "/private-downloads/")
+    assert one(protected, "internal") == []
+    # nginx drops the app's security headers on X-Accel-Redirect: the location sets its own.
+    assert headers(protected) == {"X-Content-Type-Options": ["nosniff", "always"],
+                                  "Referrer-Policy": ["same-origin", "always"],
+                                  "X-Frame-Options": ["DENY", "always"],
+                                  "Strict-Transport-Security": ["max-age=63072000; includeSubDomains", "always"]}
+    assert one(protected, "alias") == ["/srv/market/protected/"]
+    assert one(protected, "default_type") == ["application/octet-stream"]
+    assert not [d for d in walk(protected) if d["directive"].endswith("_pass")]
+
+
+def test_whitenoise_static_is_proxied_to_the_app(tmp_path: Path) -> None:
+    _, site = render(make_spec("asgi-both"), tmp_path)
+    main = server_for(site, "market.example.com", 443)
+    static = location(main, "/assets/")  # the path of the CDN URL
+    assert one(static, "proxy_pass") == ["http://market"] and not find(static, "alias")
+    assert "Access-Control-Allow-Origin" not in headers(main)  # WhiteNoise sends its own
+
+
+def test_cdn_origin_allows_cross_origin_static_files(tmp_path: Path) -> None:
+    _, site = render(make_spec("uvicorn-systemd"), tmp_path)
+    maps = {d["args"][0]: (d["args"][1], map_entries(d["block"])) for d in find(site, "map")}
+    variable, entries = maps["$uri"]
+    assert entries == {("~^/static/", "*"), ("default", "")}
+    main = server_for(site, "chat.example.net", 443)
+    assert headers(main)["Access-Control-Allow-Origin"] == [variable, "always"]
+    assert one(location(main, "/static/"), "alias") == ["/srv/chat/static/"]
+    _, site = render(make_spec("full"), tmp_path / "full")
+    assert "$uri" not in {d["args"][0] for d in find(site, "map")}
 
 
 # --- nginx -t and gixy-next ----------------------------------------------------------------------
@@ -488,6 +544,8 @@ CASES = {
     "load-balancer-proxy": ("minimal", {"tls": {"mode": "off"},
                                         "nginx": {"load_balancer": {"addresses": ["10.0.0.5"], "proxy_protocol": True}}}),
     "media-attachment": ("full", {"media.content_disposition": "attachment"}),
+    "cdn-protected": ("full", {"static.url": "https://cdn.shop.example.net/static/", "media.protected": {},
+                               "nginx.admin": {"allow": ["10.0.0.0/8"]}, "nginx.login_rate_limit": {}}),
 }
 
 

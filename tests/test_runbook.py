@@ -150,3 +150,54 @@ def test_checks_go_through_the_load_balancer_when_there_is_one(tls: dict) -> Non
     through_lb = "curl -sS -o /dev/null -w '%{http_code}\\n' https://blog.example.org/"
     assert (through_lb in text) is (tls["mode"] == "off")
     assert "--resolve blog.example.org:" in text
+
+
+def _spec(**extra):
+    from scaffold.spec import validate_data
+
+    return validate_data({"version": 1, "name": "blog", "domain": "blog.example.org",
+                          "django": {"project": "blog", **extra.pop("django", {})}, **extra})
+
+
+def _runbook(spec) -> str:
+    return next(f.content for f in render_all(spec) if str(f.dest) == "INSTALL.md")
+
+
+@pytest.mark.parametrize(("extra", "pip"), [
+    ({"static": {"server": "whitenoise"}}, ["whitenoise>=6"]),
+    ({"django": {"error_tracking": {}}}, ["sentry-sdk>=2"]),
+    ({"background": [{"name": "tasks", "preset": "db_worker"}]}, ["django-tasks-db>=0.13"]),
+    ({"background": [{"name": "tasks", "command": "manage.py db_worker --interval 5"}]}, ["django-tasks-db>=0.13"]),
+], ids=["whitenoise", "sentry", "db-worker-preset", "db-worker-command"])
+def test_runbook_installs_what_the_extras_import(extra, pip) -> None:
+    from scaffold.targets import runbook
+
+    spec = _spec(**extra)
+    assert runbook.app_server_packages(spec) == ["gunicorn>=23", *pip]
+    text = _runbook(spec)
+    assert ("'django-tasks>=0.12'" in text) is ("django-tasks-db>=0.13" in pip)  # the 5.2 backport, on 5.2 only
+
+
+def test_optional_dsn_is_asked_for_and_named_but_never_a_credential(tmp_path: Path) -> None:
+    spec = _spec(django={"error_tracking": {}}, process_manager="both")
+    files = {str(f.dest): f.content for f in render_all(spec)}
+    path = "/etc/blog/secrets/SENTRY_DSN"
+    assert f"test -e {path} ||" in files["INSTALL.md"] and "Enter alone for none" in files["INSTALL.md"]
+    assert f"SENTRY_DSN_FILE={path}" in files["INSTALL.md"]  # manage() reads it too
+    assert f'SENTRY_DSN_FILE="{path}"' in files["supervisor/blog.conf"]
+    service = files["systemd/blog-web.service"]
+    assert f'"SENTRY_DSN_FILE={path}"' in service and "LoadCredential=SENTRY_DSN" not in service
+    bash = require_tool("bash")
+    line = next(ln for ln in files["INSTALL.md"].splitlines() if ln.startswith(f"test -e {path}"))
+    fake = line.replace(path, str(tmp_path / "dsn")).replace("install -o root -g blog", "install")
+    for typed, written in (("\n", None), ("https://key@errors.example.org/1\n", "https://key@errors.example.org/1")):
+        done = subprocess.run([bash, "-c", fake], input=typed, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert ((tmp_path / "dsn").read_text() if (tmp_path / "dsn").exists() else None) == written
+
+
+def test_checks_call_the_health_endpoint_on_the_socket_and_through_nginx() -> None:
+    text = _runbook(_spec(health={"path": "/-/up"}))
+    assert "--unix-socket /run/blog/app.sock http://localhost/-/up" in text
+    assert "--resolve blog.example.org:443:127.0.0.1 https://blog.example.org/-/up" in text
+    assert "install -d -o blog -g www-data -m 2750 /srv/blog/protected" in _runbook(_spec(media={"protected": {}}))

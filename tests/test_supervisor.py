@@ -79,7 +79,7 @@ def test_group_and_numbered_processes(tmp_path: Path) -> None:
     _render(data, tmp_path)
     groups = _groups(_parse(tmp_path))
     names = sorted(p.name for p in groups["market"].process_configs)
-    assert names == ["market-celery-0", "market-celery-1", "market-web"]
+    assert names == ["market-celery-0", "market-celery-1", "market-tasks-0", "market-tasks-1", "market-web"]
     celery = groups["market"].process_configs[1]
     assert "--hostname=market-celery-0@%h" in celery.command
     assert celery.stdout_logfile.endswith("/market-celery-0.log") and celery.stopwaitsecs == 120

@@ -8,20 +8,21 @@ models, its derived defaults in defaults, its constraints in rules.
 """
 
 from scaffold.spec.advice import DEFAULT_MAX_CONNECTIONS, describe_warnings, held_connections, spec_warnings
-from scaffold.spec.facts import is_celery_beat, is_remote, is_singleton, remote_servers, split_command
+from scaffold.spec.facts import (is_celery_beat, is_db_worker, is_remote, is_singleton, remote_servers, split_command,
+                                 static_origin)
 from scaffold.spec.loading import load_spec, parse_spec, resolve_spec, validate_data
 from scaffold.spec.models import (
-    AppServer, Background, Cache, Csp, Database, Django, Hosts, Media, Nginx, Paths, RateLimit,
-    Spec, Static, Tls, Upstream, UpstreamServer,
+    Admin, AppServer, Background, Cache, Csp, Database, Django, ErrorTracking, Health, Hosts, Media, Nginx,
+    Paths, ProtectedMedia, RateLimit, Spec, Static, Tls, Upstream, UpstreamServer,
 )
 from scaffold.spec.schema import SCHEMA_FILE, SCHEMA_MARKER, schema_json
 from scaffold.spec.values import NGINX_OLDEST, WEB_PROGRAM, Problem
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS", "NGINX_OLDEST", "SCHEMA_FILE", "SCHEMA_MARKER", "WEB_PROGRAM",
-    "AppServer", "Background", "Cache", "Csp", "Database", "Django", "Hosts", "Media", "Nginx",
+    "Admin", "AppServer", "Background", "ErrorTracking", "Health", "ProtectedMedia", "Cache", "Csp", "Database", "Django", "Hosts", "Media", "Nginx",
     "Paths", "Problem", "RateLimit", "Spec", "Static", "Tls", "Upstream", "UpstreamServer",
-    "describe_warnings", "held_connections", "is_celery_beat", "is_remote", "is_singleton",
+    "describe_warnings", "held_connections", "is_celery_beat", "is_db_worker", "is_remote", "is_singleton",
     "load_spec", "parse_spec", "remote_servers", "resolve_spec", "schema_json", "spec_warnings",
-    "split_command", "validate_data",
+    "split_command", "static_origin", "validate_data",
 ]

@@ -12,6 +12,9 @@ LOOPBACK = ("127.0.0.1", "::1")
 STOP_MARGIN = 10
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 _CACHE_LOCATIONS = {"redis": "redis://127.0.0.1:6379/0", "memcached": "127.0.0.1:11211"}
+# What each background preset runs (django-tasks-db's README, "Worker").
+PRESET_COMMANDS = {"db_worker": "manage.py db_worker"}
+ACCOUNTS_LOGIN = "/accounts/login/"  # django.contrib.auth's LOGIN_URL default
 
 
 
@@ -77,6 +80,23 @@ def derive_paths(spec: Spec) -> None:
     p.log_dir = p.log_dir or f"/var/log/{spec.name}"
     spec.static.root = spec.static.root or f"/srv/{spec.name}/static"
     spec.media.root = spec.media.root or f"/srv/{spec.name}/media"
+    protected = spec.media.protected
+    if protected is not None:
+        protected.root = protected.root or f"/srv/{spec.name}/protected"
+
+
+def derive_programs(spec: Spec) -> None:
+    """A preset's command, when the entry names none."""
+    for program in spec.background:
+        if program.command is None and program.preset is not None:
+            program.command = PRESET_COMMANDS[program.preset]
+
+
+def derive_nginx(spec: Spec) -> None:
+    """The login paths to rate-limit follow the admin's path."""
+    limit = spec.nginx.login_rate_limit
+    if limit is not None and limit.paths is None:
+        limit.paths = [f"{spec.nginx.admin.path}login/", ACCOUNTS_LOGIN]
 
 
 def derive_hosts(spec: Spec) -> list[Problem]:

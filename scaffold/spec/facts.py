@@ -22,6 +22,17 @@ def is_remote(address: str) -> bool:
     return not (host == "localhost" or host.startswith("127.") or host == "[::1]")
 
 
+def static_origin(spec: Spec) -> tuple[str | None, str]:
+    """(CDN host or None, URL path) of static.url: nginx serves the path, whatever host browsers use."""
+    return grammar.split_static_url(spec.static.url)
+
+
+def is_db_worker(program: Background) -> bool:
+    """Whether a background program is the tasks framework's database worker (django-tasks-db)."""
+    words = split_command(program.command or "") or []
+    return program.preset == "db_worker" or words[:2] == ["manage.py", "db_worker"]
+
+
 def is_celery_beat(words: Sequence[str]) -> bool:
     """Whether a background command runs the celery beat scheduler."""
     return bool(words) and words[0] == "celery" and "beat" in words[1:]
@@ -31,7 +42,7 @@ def is_singleton(program: Background) -> bool:
     """Whether a background program must run on exactly one host."""
     if program.singleton is not None:
         return program.singleton
-    return is_celery_beat(split_command(program.command) or [])
+    return is_celery_beat(split_command(program.command or "") or [])
 
 
 def split_command(command: str) -> list[str] | None:

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from scaffold import messages
 from scaffold.errors import SpecError
 from scaffold.source import SourceMap
-from scaffold.spec.defaults import derive_app_server, derive_django, derive_hosts, derive_paths, derive_tls
+from scaffold.spec.defaults import (derive_app_server, derive_django, derive_hosts, derive_nginx, derive_paths,
+                                    derive_programs, derive_tls)
 from scaffold.spec.models import Spec
 from scaffold.spec.rules import CHECKS, check_explicit_tls
 from scaffold.spec.values import Problem
@@ -68,6 +69,8 @@ def resolve_spec(spec: Spec) -> list[Problem]:
     derive_paths(spec)
     derive_app_server(spec)
     derive_tls(spec)
+    derive_programs(spec)
+    derive_nginx(spec)
     problems.extend(derive_hosts(spec))
     for check in CHECKS:
         problems.extend(check(spec))

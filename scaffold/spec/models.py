@@ -9,10 +9,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from scaffold import grammar
 from scaffold.spec.values import (
-    AbsPath, Count, DbHost, DjangoCheckId, Email, Flag, HashKey, Hostname, InventoryHost,
+    AbsPath, Count, DbHost, DjangoCheckId, Email, EndpointPath, Flag, HashKey, Hostname, InventoryHost,
     JsonSchema, LOCAL_ADDRESS_PATTERN, Line, Module, NginxSize, NginxTime, NginxVersion, OrAlso,
     BindAddress, IpAddress, OpensslVersion, RESOLVE_VERSION_PATTERN, Port, ProxiedAddress, SCHEMA_FALSE, SCHEMA_NOT_HOME, SCHEMA_ONE, SCHEMA_TRUE, Seconds, Slug,
-    SpecVersion, TlsMode, TrustedNetwork, UnixName, UrlPath, WEB_PROGRAM, Workers, list_field,
+    SpecVersion, StaticUrl, TlsMode, TrustedNetwork, UnixName, UrlPath, WEB_PROGRAM, Workers, list_field,
     schema_fields, schema_nullable, schema_when, section_field, section_off, whole,
 )
 
@@ -101,6 +101,14 @@ class Csp(_Section):
     report_uri: Optional[CspReportUri] = Field(None, description="Where browsers send violation reports (report-uri): a path on the site or an https:// URL.")
 
 
+class ErrorTracking(_Section):
+    """Sentry (or a service speaking its protocol), initialised when the secret SENTRY_DSN exists."""
+
+    environment: Line = Field("production", description="The environment events are filed under (sentry_sdk.init environment).")
+    release: Optional[Line] = Field(None, description="The release events are filed under. Default: what sentry_sdk finds itself (the SENTRY_RELEASE environment variable, else the git commit).")
+    traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of requests traced for performance monitoring, 0 to 1; 0 = errors only.")
+
+
 class Django(_Section):
     """The Django project and where it lives on the host."""
 
@@ -127,6 +135,7 @@ class Django(_Section):
     email_user: Optional[Line] = Field(None, description="SMTP user name; its password is the secret EMAIL_HOST_PASSWORD.")
     server_email: Optional[Email] = Field(None, description="From address of error mails. Default: root@<domain>.")
     csp: Csp = section_field(Csp, "Content-Security-Policy on Django 6.0+ (Django 5.2 has no CSP support).")
+    error_tracking: Optional[ErrorTracking] = Field(None, description="Error tracking with sentry-sdk from the secret SENTRY_DSN; no secret, no tracking. Default: none.")
     silenced_checks: list[DjangoCheckId] = list_field("Extra Django system check ids to silence (SILENCED_SYSTEM_CHECKS); ids in Django's security, async, caches and mail namespaces must exist.")
 
 
@@ -207,8 +216,16 @@ class Tls(_Section):
 class Static(_Section):
     """STATIC_URL and STATIC_ROOT; nginx serves them."""
 
-    url: UrlPath = Field("/static/", description="STATIC_URL: a URL path starting and ending with '/'.")
+    url: StaticUrl = Field("/static/", description="STATIC_URL: a URL path starting and ending with '/', or an https:// URL of a CDN whose origin is this site (nginx serves the URL's path, with CORS for fonts).")
     root: Optional[AbsPath] = Field(None, description="STATIC_ROOT; nginx serves it. Default: /srv/<name>/static.")
+    server: Literal["nginx", "whitenoise"] = Field("nginx", description="Who serves static files: nginx from root, or WhiteNoise in the app (nginx proxies the static path; for nginx hosts without the files).")
+
+
+class ProtectedMedia(_Section):
+    """Files the app authorises per request and nginx sends (X-Accel-Redirect)."""
+
+    url: UrlPath = Field("/protected/", description="The internal nginx location the app names in X-Accel-Redirect (PROTECTED_MEDIA_URL); never reachable directly.")
+    root: Optional[AbsPath] = Field(None, description="Where the files are (PROTECTED_MEDIA_ROOT, the storage `protected`). Default: /srv/<name>/protected.")
 
 
 class Media(_Section):
@@ -218,12 +235,13 @@ class Media(_Section):
     root: Optional[AbsPath] = Field(None, description="MEDIA_ROOT; nginx serves it, never executes it. Default: /srv/<name>/media.")
     shared: Flag = Field(False, description="root is one shared file system (e.g. NFS) on every app host and nginx host; required for uploads when upstream.servers lists several hosts.")
     content_disposition: Literal["inline", "attachment"] = Field("inline", description="inline: browsers show inert types (images, PDF, text) in a sandbox (Content-Security-Policy: sandbox); attachment: every upload downloads (Content-Disposition: attachment).")
+    protected: Optional[ProtectedMedia] = Field(None, description="Files only the app may hand out: nginx sends them when the app answers with X-Accel-Redirect. Default: none.")
 
 
 class RateLimit(_Section):
     """A request rate limit for login paths."""
 
-    paths: list[UrlPath] = list_field("Login URL paths to limit.", lambda: ["/admin/login/", "/accounts/login/"], unique=True)
+    paths: Optional[list[UrlPath]] = Field(None, json_schema_extra={"uniqueItems": True}, description="Login URL paths to limit. Default: <nginx.admin.path>login/ and /accounts/login/.")
     rate: Annotated[str, Field(pattern=grammar.RATE.pattern), JsonSchema(grammar.SCHEMAS["rate"])] = Field("10r/m", description="nginx limit_req rate per client address: N r/s or N r/m.")
     burst: whole(0, 10000) = Field(5, description="Requests allowed above the rate before nginx answers 429.")
 
@@ -233,6 +251,18 @@ class LoadBalancer(_Section):
 
     addresses: list[TrustedNetwork] = list_field("The addresses the load balancer connects to nginx from; requests from any other address are redirected to https://<domain>, and their forwarding headers ignored. At least one.", min_length=1)
     proxy_protocol: Flag = Field(False, description="true: the load balancer sends the client address in the PROXY protocol (v1 or v2) on every connection; false: in X-Forwarded-For (the last address it appends is the client's).")
+class Admin(_Section):
+    """Django's admin as nginx sees it: its path, and who may reach it."""
+
+    path: UrlPath = Field("/admin/", description="Where the project's urls.py mounts the admin.")
+    allow: list[TrustedNetwork] = list_field("Networks that may reach the admin path; nginx answers 403 to every other client address. Empty = everyone.")
+
+
+class Health(_Section):
+    """The health endpoint the rendered settings answer before URL routing."""
+
+    path: EndpointPath = Field("/healthz", description="The health endpoint's path: 200 when the database and cache answer, else 503.")
+    allow: list[TrustedNetwork] = list_field("Addresses beside loopback, nginx.real_ip_from and nginx.load_balancer.addresses that may reach the health path through nginx (a load balancer's checkers); nginx answers 403 to everyone else.")
 
 
 class Nginx(_Section):
@@ -253,15 +283,20 @@ class Nginx(_Section):
     load_balancer: Optional[LoadBalancer] = Field(None, description="A load balancer in front of nginx that terminates TLS (tls.mode must be off): Django sees https and the client address it passes on, from its addresses only. Default: none; nginx faces clients.")
     resolver: list[IpAddress] = list_field("DNS servers nginx asks for upstream host names at run time (resolver); required when an upstream server address names a host.")
     login_rate_limit: Optional[RateLimit] = Field(None, description="A request rate limit on login URLs. Default: none.")
+    admin: Admin = section_field(Admin, "Django's admin path and the networks that may reach it.")
 
 
 class Background(_Section):
     """A long-running (or scheduled) program beside the web app."""
 
-    model_config = ConfigDict(json_schema_extra=schema_when("schedule", {"type": "string"}, schema_fields(numprocs=SCHEMA_ONE)))
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        schema_when("schedule", {"type": "string"}, schema_fields(numprocs=SCHEMA_ONE)),
+        {"if": {"not": {"required": ["preset"], "properties": {"preset": {"type": "string"}}}}, "then": {"required": ["command"]}},
+    ]})
 
     name: Slug = Field(description="Program name: a slug, unique, not web.", json_schema_extra={"not": {"const": WEB_PROGRAM}})
-    command: Line = Field(description="First word is an executable in <venv>/bin, or manage.py.")
+    preset: Optional[Literal["db_worker"]] = Field(None, description="A known program: db_worker = the database task worker of Django's tasks framework (django-tasks-db's `manage.py db_worker`; the settings get its TASKS backend). Default: none.")
+    command: Optional[Line] = Field(None, description="First word is an executable in <venv>/bin, or manage.py. Required without preset; default with preset db_worker: manage.py db_worker.")
     numprocs: whole(1, 64) = Field(1, description="Processes to run (1 for a scheduled or singleton program).")
     schedule: Optional[Line] = Field(None, description="systemd OnCalendar= expression: run periodically instead of continuously (systemd or both).",
                                      json_schema_extra={"anyOf": [grammar.SCHEMAS["calendar"], {"type": "null"}]})
@@ -322,6 +357,7 @@ class Spec(_Section):
     upstream: Optional[Upstream] = Field(None, description="Load balancing over several app hosts. Default: nginx proxies to app_server.bind on this host.")
     tls: Annotated[Tls, BeforeValidator(section_off), OrAlso({"enum": [False, "off"]})] = section_field(Tls, "HTTPS at nginx. `tls: off` is short for `tls: {mode: off}`. Default: Let's Encrypt certificates for domain and aliases.")
     static: Static = section_field(Static, "STATIC_URL and STATIC_ROOT; nginx serves them.")
+    health: Health = section_field(Health, "The health endpoint for checks and load balancers.")
     media: Media = section_field(Media, "MEDIA_URL and MEDIA_ROOT; nginx serves them and never executes them.")
     nginx: Nginx = section_field(Nginx, "The nginx the configs are written for, and its ports.")
     process_manager: Literal["supervisor", "systemd", "both", "pm2"] = Field("supervisor", description="What runs the app server and background programs: supervisor, systemd, both (either, per host), or pm2 (an ecosystem file; pm2 from the npm registry, started at boot by systemd).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from scaffold import grammar
-from scaffold.spec.facts import is_singleton, remote_servers, split_command
+from scaffold.spec.facts import is_singleton, remote_servers, split_command, static_origin
 from scaffold.spec.models import Background, Cache, Database, Django, Spec, Tls
 from scaffold.spec.values import NGINX_OLDEST, NGINX_RESOLVE_SINCE, Problem, WEB_PROGRAM
 
@@ -191,14 +191,50 @@ def check_explicit_tls(t: Tls) -> list[Problem]:
 
 def _check_files(spec: Spec) -> list[Problem]:
     problems: list[Problem] = []
-    if spec.static.url == spec.media.url:
+    cdn, static_path = static_origin(spec)
+    if static_path == spec.media.url:
         problems.append((("media", "url"), "must differ from static.url"))
+    if cdn is not None and cdn in (spec.domain, *spec.aliases):
+        problems.append((("static", "url"), f"{cdn} is this site: write the path only, like {static_path}"))
     static_root, media_root = spec.static.root or "", spec.media.root or ""
     if _nested(static_root, media_root):
         problems.append((("media", "root"),
                          "must be outside static.root and not contain it (uploads must never be served as code)"))
+    problems += _check_protected(spec, static_path)
     if spec.nginx.http_port == spec.nginx.https_port:
         problems.append((("nginx", "https_port"), "must differ from nginx.http_port"))
+    return problems
+
+
+def _check_protected(spec: Spec, static_path: str) -> list[Problem]:
+    """Protected files live apart from what nginx serves to anyone."""
+    protected = spec.media.protected
+    if protected is None:
+        return []
+    problems: list[Problem] = []
+    for field, url in (("static.url", static_path), ("media.url", spec.media.url)):
+        if _nested(protected.url.rstrip("/"), url.rstrip("/")):
+            problems.append((("media", "protected", "url"), f"must be outside {field} ({url}) and not contain it"))
+    for field, root in (("static.root", spec.static.root or ""), ("media.root", spec.media.root or "")):
+        if _nested(protected.root or "", root):
+            problems.append((("media", "protected", "root"),
+                             f"must be outside {field} ({root}) and not contain it: nginx serves that to anyone"))
+    return problems
+
+
+def _check_locations(spec: Spec) -> list[Problem]:
+    """The health and admin paths go to the app, so they must not fall inside a files location."""
+    _, static_path = static_origin(spec)
+    files = [("static.url", static_path), ("media.url", spec.media.url)]
+    if spec.media.protected is not None:
+        files.append(("media.protected.url", spec.media.protected.url))
+    problems: list[Problem] = []
+    for where, path in ((("health", "path"), spec.health.path), (("nginx", "admin", "path"), spec.nginx.admin.path)):
+        for field, url in files:
+            if path.startswith(url) or url.startswith(path.rstrip("/") + "/"):
+                problems.append((where, f"{path!r} overlaps {field} ({url}), which nginx serves from files"))
+    if spec.health.path.startswith(spec.nginx.admin.path):
+        problems.append((("health", "path"), f"must be outside nginx.admin.path ({spec.nginx.admin.path})"))
     return problems
 
 
@@ -245,7 +281,12 @@ def _check_programs(spec: Spec) -> list[Problem]:
 
 
 def _program_problems(spec: Spec, program: Background) -> list[Problem]:
+    if program.command is None:
+        return [(("command",), "required: the program to run (or preset: db_worker)")]
     words = split_command(program.command)
+    if program.preset == "db_worker" and (words or [])[:2] != ["manage.py", "db_worker"]:
+        return [(("command",), "preset db_worker runs `manage.py db_worker [options]`; "
+                               "remove command, or start it with manage.py db_worker")]
     if not words:
         return [(("command",), "must be words as a shell splits them (check the quotes)")]
     problems: list[Problem] = []
@@ -313,6 +354,9 @@ def _check_nginx(spec: Spec) -> list[Problem]:
         if network in ("0.0.0.0/0", "::/0"):
             problems.append((("nginx", "real_ip_from", i),
                              "trusting every address lets any client forge its IP; list the load balancers"))
+    for where, networks in ((("nginx", "admin", "allow"), n.admin.allow), (("health", "allow"), spec.health.allow)):
+        problems += [((*where, i), "every address is no restriction; list the networks that may connect")
+                     for i, network in enumerate(networks) if network in ("0.0.0.0/0", "::/0")]
     return problems + _check_login_paths(spec) + _check_upstream_hosts(spec) + _check_load_balancer(spec)
 
 
@@ -345,7 +389,7 @@ def _check_login_paths(spec: Spec) -> list[Problem]:
         where = ("nginx", "login_rate_limit", "paths", i)
         if path in seen:
             problems.append((where, f"{path!r} is listed twice"))
-        for field, url in (("static.url", spec.static.url), ("media.url", spec.media.url)):
+        for field, url in (("static.url", static_origin(spec)[1]), ("media.url", spec.media.url)):
             if path.startswith(url):
                 problems.append((where, f"{path!r} is inside {field}, which nginx serves from files"))
         seen.add(path)
@@ -400,4 +444,4 @@ def _check_shared_media(spec: Spec) -> list[Problem]:
 
 
 CHECKS = (_check_names, _check_django, _check_app_server, _check_upstream, _check_tls, _check_files,
-        _check_shared_media, _check_background, _check_programs, _check_app_process, _check_nginx)
+        _check_shared_media, _check_locations, _check_background, _check_programs, _check_app_process, _check_nginx)

@@ -48,7 +48,8 @@ def web_program(spec: Spec) -> Program:
     """The web app as the app-server target runs it."""
     server = appserver.module_for(spec)
     return Program(
-        name=f"{spec.name}-web", argv=tuple(server.command(spec)), environment=server.environment(spec),
+        name=f"{spec.name}-web", argv=tuple(server.command(spec)),
+        environment=program_environment(spec, server.environment(spec)),
         numprocs=server.process_count(spec), stop_signal=server.stop_signal(spec),
         stop_timeout=server.stop_timeout(spec), startsecs=WEB_STARTSECS,
         reload_signal=server.reload_signal(spec), restart_on_clean_exit=server.uses_inherited_socket(spec),
@@ -58,10 +59,10 @@ def web_program(spec: Spec) -> Program:
 
 def background_program(spec: Spec, entry: Background) -> Program:
     """One `background` entry, its command resolved to the virtualenv."""
-    words = shlex.split(entry.command)
+    words = shlex.split(entry.command or "")
     return Program(
         name=f"{spec.name}-{entry.name}", argv=tuple(resolve_argv(spec, words)),
-        environment=appserver.environment(spec), numprocs=entry.numprocs,
+        environment=program_environment(spec, appserver.environment(spec)), numprocs=entry.numprocs,
         stop_signal=entry.stop_signal, stop_timeout=entry.stop_timeout, schedule=entry.schedule,
         singleton=is_singleton(entry), needs_node_name=_needs_node_name(entry, words),
         description=f"{spec.name} {entry.name} ({words[0]})",
@@ -118,6 +119,18 @@ def secrets_dir(spec: Spec) -> str:
 def secret_files(spec: Spec) -> dict[str, str]:
     """Each secret name and the file it is read from."""
     return {name: f"{secrets_dir(spec)}/{name}" for name in secret_names(spec)}
+
+
+def optional_secret_files(spec: Spec) -> dict[str, str]:
+    """Optional secrets that live in a file all the same (SENTRY_DSN): named in <VAR>_FILE, never
+    loaded as a systemd credential, since a missing credential file fails the unit."""
+    return {name: f"{secrets_dir(spec)}/{name}" for name in django_target.secrets(spec)
+            if name in django_target.OPTIONAL_FILE_SECRETS}
+
+
+def program_environment(spec: Spec, base: dict[str, str]) -> dict[str, str]:
+    """*base* plus <VAR>_FILE for each optional secret file: a path, never a value."""
+    return {**base, **{f"{name}_FILE": path for name, path in optional_secret_files(spec).items()}}
 
 
 def tmpfiles_line(spec: Spec) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
-from scaffold.spec import Spec
+from scaffold.spec import Spec, is_db_worker, static_origin
 from scaffold.targets._base import RenderJob
 
 NAME = "django"
@@ -19,8 +19,13 @@ SECRET_KEY = "DJANGO_SECRET_KEY"
 SECRET_KEY_FALLBACKS = "DJANGO_SECRET_KEY_FALLBACKS"
 DATABASE_PASSWORD = "DATABASE_PASSWORD"
 EMAIL_HOST_PASSWORD = "EMAIL_HOST_PASSWORD"
-# May be empty (an empty file means "no old keys"); every other secret must have a value.
-OPTIONAL_SECRETS = frozenset({SECRET_KEY_FALLBACKS})
+SENTRY_DSN = "SENTRY_DSN"
+# May be empty (an empty file means "no old keys") or absent (no DSN: no error tracking); every
+# other secret must have a value.
+OPTIONAL_SECRETS = frozenset({SECRET_KEY_FALLBACKS, SENTRY_DSN})
+# Optional secrets that still have a file of their own: the programs name it in <VAR>_FILE,
+# and a missing file means "not set".
+OPTIONAL_FILE_SECRETS = frozenset({SENTRY_DSN})
 
 PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -53,6 +58,25 @@ CACHE_BACKENDS = {"redis": "django.core.cache.backends.redis.RedisCache",
                   "memcached": "django.core.cache.backends.memcached.PyMemcacheCache",
                   "locmem": "django.core.cache.backends.locmem.LocMemCache"}
 LINE_WIDTH = 99
+# Seconds the health endpoint waits for a database or cache to connect or answer: a checker
+# (a load balancer, a rolling deploy) gives up after a few seconds, so must the check.
+HEALTH_TIMEOUT = 2
+# Client option names of each cache backend's connect and command timeouts (see cache()).
+HEALTH_CACHE_OPTIONS = {
+    "django.core.cache.backends.redis.RedisCache": ("socket_connect_timeout", "socket_timeout"),
+    "django.core.cache.backends.memcached.PyMemcacheCache": ("connect_timeout", "timeout"),
+}
+SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
+WHITENOISE_MIDDLEWARE = "whitenoise.middleware.WhiteNoiseMiddleware"
+# WhiteNoise's docs: compressed copies and hashed names, so it can send far-future cache headers.
+WHITENOISE_STORAGE = "whitenoise.storage.CompressedManifestStaticFilesStorage"
+MANIFEST_STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+FILE_STORAGE = "django.core.files.storage.FileSystemStorage"
+# django-tasks-db's README: the app, and the backend the db_worker command serves. Before Django
+# 6.0 the framework itself is the django-tasks backport (django-tasks-db's `compat` extra).
+TASKS_APP = "django_tasks_db"
+TASKS_BACKPORT_APP = "django_tasks"
+TASKS_BACKEND = "django_tasks_db.DatabaseBackend"
 CSP_MIDDLEWARE = "django.middleware.csp.ContentSecurityPolicyMiddleware"
 # Only the site's own origin, no plugins, no framing, forms and <base> to the site only: what a
 # server-rendered Django site needs (MDN, Content-Security-Policy; OWASP CSP cheat sheet). data:
@@ -123,6 +147,8 @@ def secrets(spec: Spec) -> list[str]:
         names.append(DATABASE_PASSWORD)
     if spec.django.email_user is not None:
         names.append(EMAIL_HOST_PASSWORD)
+    if spec.django.error_tracking is not None:
+        names.append(SENTRY_DSN)
     return names
 
 
@@ -152,7 +178,44 @@ def context(spec: Spec) -> dict[str, Any]:
         "silenced": silenced_checks(spec),
         "proxies": list(spec.app_server.trusted_proxies or []),
         "client_middleware": f"{spec.django.settings_module}.client_address_middleware",
+        "health": health_context(spec),
+        "whitenoise": whitenoise_context(spec),
+        "error_tracking": error_tracking_context(spec),
+        "tasks": tasks_context(spec),
     }
+
+
+def health_context(spec: Spec) -> dict[str, Any]:
+    """The health endpoint the module answers itself, before any other middleware."""
+    return {"path": spec.health.path, "timeout": HEALTH_TIMEOUT, "cache_options": Setting("_HEALTH_CACHE_OPTIONS", HEALTH_CACHE_OPTIONS),
+            "middleware": f"{spec.django.settings_module}.health_check_middleware"}
+
+
+def whitenoise_context(spec: Spec) -> dict[str, str] | None:
+    """With static.server whitenoise: its middleware, placed right after SecurityMiddleware."""
+    if spec.static.server != "whitenoise":
+        return None
+    return {"middleware": WHITENOISE_MIDDLEWARE, "after": SECURITY_MIDDLEWARE}
+
+
+def error_tracking_context(spec: Spec) -> dict[str, Any] | None:
+    """sentry_sdk.init's arguments from django.error_tracking; the DSN is the secret SENTRY_DSN."""
+    e = spec.django.error_tracking
+    if e is None:
+        return None
+    options: dict[str, Any] = {"environment": e.environment}
+    if e.release is not None:
+        options["release"] = e.release
+    # No cookies, user names or addresses in events unless the project says so itself.
+    options |= {"send_default_pii": False, "traces_sample_rate": e.traces_sample_rate}
+    return {"secret": SENTRY_DSN, "options": Setting("_SENTRY_OPTIONS", options)}
+
+
+def tasks_context(spec: Spec) -> dict[str, str] | None:
+    """With a db_worker background program: the app and TASKS backend that worker serves."""
+    if not any(is_db_worker(program) for program in spec.background):
+        return None
+    return {"app": TASKS_APP, "backport": TASKS_BACKPORT_APP, "backend": TASKS_BACKEND}
 
 
 def is_https(spec: Spec) -> bool:
@@ -311,16 +374,36 @@ def connection_reason(spec: Spec) -> str:
 
 def file_settings(spec: Spec) -> list[Setting]:
     """Static and media URLs and roots, equal to what nginx serves, and hashed static names."""
-    return [
+    cdn, _ = static_origin(spec)
+    whitenoise = spec.static.server == "whitenoise"
+    served = ("WhiteNoise serves this directory at STATIC_URL" if whitenoise
+              else "nginx serves this directory at STATIC_URL")
+    if cdn is not None:
+        served += f"; browsers fetch it from {cdn}, whose origin is this site"
+    storages: dict[str, Any] = {
+        "default": {"BACKEND": FILE_STORAGE},
+        "staticfiles": {"BACKEND": WHITENOISE_STORAGE if whitenoise else MANIFEST_STORAGE},
+    }
+    found = [
         Setting("STATIC_URL", spec.static.url),
-        Setting("STATIC_ROOT", spec.static.root, "nginx serves this directory at STATIC_URL"),
+        Setting("STATIC_ROOT", spec.static.root, served),
         Setting("MEDIA_URL", spec.media.url),
         Setting("MEDIA_ROOT", spec.media.root, "nginx serves this directory at MEDIA_URL, never runs it"),
-        Setting("STORAGES", {
-            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
-        }, "hashed file names let nginx cache static files for long; run collectstatic on each deploy"),
     ]
+    protected = spec.media.protected
+    if protected is not None:
+        storages["protected"] = {"BACKEND": FILE_STORAGE,
+                                 "OPTIONS": {"location": protected.root, "base_url": protected.url}}
+        found += [
+            Setting("PROTECTED_MEDIA_URL", protected.url,
+                    "a view that allows a download answers with the header X-Accel-Redirect: "
+                    "PROTECTED_MEDIA_URL + the file's name, and nginx sends the file; nobody can fetch "
+                    "this URL directly"),
+            Setting("PROTECTED_MEDIA_ROOT", protected.root, "the storage `protected` keeps its files here"),
+        ]
+    why = ("hashed, compressed copies let WhiteNoise send far-future cache headers" if whitenoise else
+           "hashed file names let nginx cache static files for long")
+    return [*found, Setting("STORAGES", storages, why + "; run collectstatic on each deploy")]
 
 
 def mail_settings(spec: Spec) -> list[Setting]:
@@ -362,7 +445,7 @@ def csp_setting(spec: Spec) -> Setting | None:
     c = spec.django.csp
     if c.mode == "off":
         return None
-    policy = {**DEFAULT_CSP, **c.directives}
+    policy = {**default_csp(spec), **c.directives}
     if c.report_uri is not None:
         policy["report-uri"] = [c.report_uri]
     if c.mode == "report-only":
@@ -370,6 +453,15 @@ def csp_setting(spec: Spec) -> Setting | None:
                        "django.csp.mode report-only: browsers report what this policy would block and block "
                        "nothing; set mode: enforce once the reports are clean")
     return Setting("SECURE_CSP", policy, "django.csp.mode enforce: browsers block what this policy does not allow")
+
+
+def default_csp(spec: Spec) -> dict[str, list[str]]:
+    """DEFAULT_CSP, with the CDN that serves static files beside the site's own origin."""
+    cdn, _ = static_origin(spec)
+    if cdn is None:
+        return dict(DEFAULT_CSP)
+    return {key: [*values, f"https://{cdn}"] if key in ("default-src", "img-src") else values
+            for key, values in DEFAULT_CSP.items()}
 
 
 def relay_description(spec: Spec) -> str:

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from typing import Optional
 
 from scaffold import grammar
-from scaffold.spec import Spec, Upstream, UpstreamServer
+from scaffold.spec import Spec, Upstream, UpstreamServer, static_origin
 from scaffold.spec.values import NGINX_RESOLVE_SINCE
 from scaffold.targets._base import RenderJob
 
@@ -72,6 +72,8 @@ UNAVAILABLE_PAGE = ("<!doctype html><html lang=en><meta charset=utf-8><title>Tem
 # Uploads are documents of the site's origin: this policy gives one that is opened directly a
 # unique origin (sandbox) and lets it load nothing (no script, no frames, no requests).
 MEDIA_CSP = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox"
+# Where the site's own checks come from: curl on this host (INSTALL.md's checks).
+LOOPBACK_NETWORKS = ("127.0.0.1", "::1")
 PROXY_READ_MARGIN = 5  # seconds beyond app_server.timeout (see read_timeout_reason)
 GZIP_TYPES = ("text/css", "text/javascript", "application/javascript", "application/json",
               "application/manifest+json", "image/svg+xml", "text/plain", "text/xml",
@@ -176,10 +178,55 @@ def site_context(spec: Spec) -> dict[str, object]:
         "unavailable": unavailable_context(spec),
         "log_format": log_format_context(spec),
         "client_max_body_size": spec.nginx.client_max_body_size,
-        "static": {"url": spec.static.url, "alias": f"{spec.static.root}/"},
+        "static": static_context(spec),
+        "static_cors": static_cors(spec),
         "media": media_context(spec),
+        "protected": protected_context(spec),
+        "health": health_context(spec),
+        "admin": admin_context(spec),
         "gzip_types": " ".join(GZIP_TYPES),
     }
+
+
+def static_context(spec: Spec) -> dict[str, object]:
+    """The static location: its path (a CDN's URL names this site's path too) and who serves it."""
+    return {"url": static_origin(spec)[1], "alias": f"{spec.static.root}/",
+            "whitenoise": spec.static.server == "whitenoise"}
+
+
+def static_cors(spec: Spec) -> Optional[dict[str, str]]:
+    """With static files on a CDN: Access-Control-Allow-Origin on them, which fonts (and module
+    scripts) from another origin need (Fetch standard, CORS; fonts are always fetched in cors
+    mode). `*`, as the files are public; nginx sends it only on the static path.
+
+    WhiteNoise sends the header itself (WHITENOISE_ALLOW_ALL_ORIGINS), so nginx does not then.
+    """
+    cdn, path = static_origin(spec)
+    if cdn is None or spec.static.server == "whitenoise":
+        return None
+    return {"variable": f"${variable_prefix(spec)}_static_cors", "pattern": quote(f"~^{path}"),
+            "value": quote("*")}
+
+
+def protected_context(spec: Spec) -> Optional[dict[str, object]]:
+    """The internal location X-Accel-Redirect names; None without media.protected."""
+    p = spec.media.protected
+    if p is None:
+        return None
+    return {"url": p.url, "alias": f"{p.root}/"}
+
+
+def health_context(spec: Spec) -> dict[str, object]:
+    """The health endpoint: reachable from this host, the proxies and load balancer in front, and health.allow only."""
+    lb = spec.nginx.load_balancer
+    allowed = [*LOOPBACK_NETWORKS, *spec.nginx.real_ip_from, *(lb.addresses if lb else ()), *spec.health.allow]
+    return {"path": spec.health.path, "allow": list(dict.fromkeys(allowed))}
+
+
+def admin_context(spec: Spec) -> Optional[dict[str, object]]:
+    """The admin location restricted to nginx.admin.allow, or None when everyone may reach it."""
+    a = spec.nginx.admin
+    return {"path": a.path, "allow": a.allow} if a.allow else None
 
 
 def variable_prefix(spec: Spec) -> str:
@@ -404,8 +451,11 @@ def rate_limit_context(spec: Spec) -> Optional[dict[str, object]]:
     r = spec.nginx.login_rate_limit
     if r is None:
         return None
-    return {"zone": f"{variable_prefix(spec)}_login", "rate": r.rate, "burst": r.burst,
-            "paths": r.paths}
+    admin = spec.nginx.admin
+    # A login path inside the admin's is a location of its own: it repeats the admin's allow-list.
+    paths = [{"path": path, "allow": admin.allow if path.startswith(admin.path) else []}
+             for path in r.paths or []]
+    return {"zone": f"{variable_prefix(spec)}_login", "rate": r.rate, "burst": r.burst, "paths": paths}
 
 
 def log_paths(spec: Spec) -> dict[str, str]:

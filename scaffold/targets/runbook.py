@@ -12,12 +12,12 @@ import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
-from scaffold.spec import Spec, remote_servers
+from scaffold.spec import Spec, is_db_worker, remote_servers
 from scaffold.targets import appserver, nginx, pm2, supervisor, systemd
 from scaffold.targets import django as django_target
 from scaffold.targets._base import MARKDOWN, RenderJob
-from scaffold.targets._programs import (SECRET_FILE_MODE, SECRETS_DIR_MODE, Program, programs, secret_files,
-                                        secrets_dir, state_dir)
+from scaffold.targets._programs import (SECRET_FILE_MODE, SECRETS_DIR_MODE, Program, optional_secret_files,
+                                        programs, secret_files, secrets_dir, state_dir)
 
 NAME = "runbook"
 NGINX_SITES = "/etc/nginx/sites-available"
@@ -42,6 +42,12 @@ CACHE_PACKAGES = {"redis": ["redis>=5"], "memcached": ["pymemcache>=4"], "locmem
 # it (pm2 7 needs Node 18 or newer: Debian 12 has 18, Ubuntu 24.04 has 18). logrotate rotates its logs.
 PM2_PACKAGES = ["nodejs", "npm", "logrotate"]
 PM2_PATH = "/usr/local/bin:/usr/bin:/bin"
+WHITENOISE_PACKAGES = ["whitenoise>=6"]
+SENTRY_PACKAGES = ["sentry-sdk>=2"]
+TASKS_PACKAGES = ["django-tasks-db>=0.13"]
+# django-tasks-db on Django 5.2 needs the tasks framework's backport (its `compat` extra, which
+# would also pin Django below 6, so the backport is installed on its own).
+TASKS_BACKPORT = "django-tasks>=0.12"
 # mysqlclient has no Linux wheels: pip builds it (mysqlclient's README, "Linux").
 MYSQL_BUILD_PACKAGES = ["python3-dev", "default-libmysqlclient-dev", "build-essential", "pkg-config"]
 
@@ -66,9 +72,11 @@ def context(spec: Spec) -> dict[str, Any]:
         "home": q(PurePosixPath(d.root or "").parent), "root": q(d.root), "venv": q(d.venv),
         "manage_py": q(f"{d.root}/manage.py"), "python": q(f"{d.venv}/bin/python"),
         "pip_packages": " ".join(q(p) for p in app_server_packages(spec)),
+        "tasks_backport": q(TASKS_BACKPORT) if any(is_db_worker(b) for b in spec.background) else None,
         "directories": directories(spec), "sqlite": sqlite_file(spec), "installs": rendered_installs(spec),
         "executables": sorted({q(p.argv[0]) for p in programs(spec)}),
         "secrets": [(name, q(path)) for name, path in secret_files(spec).items()],
+        "optional_secrets": [(name, q(path)) for name, path in optional_secret_files(spec).items()],
         "key_command": KEY_COMMAND, "secret_mode": f"{SECRET_FILE_MODE:04o}",
         "manage_env": manage_environment(spec),
         "nginx_files": [(q(f), q(f"{NGINX_SITES}/{f.name}"), q(f"{NGINX_ENABLED}/{f.name}"))
@@ -114,6 +122,12 @@ def app_server_packages(spec: Spec) -> list[str]:
         found += POOLED_POSTGRESQL if django_target.uses_pool(spec) else DATABASE_PACKAGES[db.engine]
     if cache is not None:
         found += CACHE_PACKAGES[cache.backend]
+    if spec.static.server == "whitenoise":
+        found += WHITENOISE_PACKAGES
+    if spec.django.error_tracking is not None:
+        found += SENTRY_PACKAGES
+    if any(is_db_worker(b) for b in spec.background):
+        found += TASKS_PACKAGES
     return found
 
 
@@ -126,6 +140,8 @@ def directories(spec: Spec) -> list[tuple[str, str, str, str, str]]:
         ("root", group, SECRETS_DIR_MODE, secrets_dir(spec), "secrets: root writes, the app reads"),
         (user, web, SHARED_DIR_MODE, spec.static.root, "collectstatic writes, nginx reads"),
         (user, web, SHARED_DIR_MODE, spec.media.root, "uploads: the app writes, nginx reads"),
+        *([(user, web, SHARED_DIR_MODE, spec.media.protected.root,
+            "protected files: the app writes, nginx sends them on X-Accel-Redirect")] if spec.media.protected else []),
         (user, group, PRIVATE_DIR_MODE, spec.paths.log_dir, "logs"),
         (user, group, PRIVATE_DIR_MODE, state_dir(spec), "state (celery beat's schedule, sqlite)"),
     ]
@@ -168,7 +184,8 @@ def _server_file(spec: Spec) -> str:
 
 def manage_environment(spec: Spec) -> str:
     """The env(1) assignments a manage.py command needs: settings module and secret files."""
-    env = {**appserver.environment(spec), **{f"{n}_FILE": p for n, p in secret_files(spec).items()}}
+    files = {**secret_files(spec), **optional_secret_files(spec)}
+    env = {**appserver.environment(spec), **{f"{n}_FILE": p for n, p in files.items()}}
     return " ".join(q(f"{key}={value}") for key, value in sorted(env.items()))
 
 
@@ -332,10 +349,13 @@ def checks(spec: Spec) -> dict[str, Any]:
     # A certificate from files may be self-signed or from an internal CA: curl trusts the chain
     # file itself (a partial chain, which curl accepts with OpenSSL by default since 7.68).
     cacert = f"--cacert {q(spec.tls.certificate)} " if spec.tls.mode == "files" else ""
+    health = spec.health.path
     return {"socket": q(socket) if socket else None, "tcp": None if socket else q(f"http://{_local(address)}/"),
             "url": q(url), "resolve": q(f"{spec.domain}:{port}:127.0.0.1"), "host": q(f"Host: {spec.domain}"),
             "cacert": cacert,
-            "load_balancer": q(f"https://{spec.domain}/") if spec.nginx.load_balancer is not None else None}
+            "load_balancer": q(f"https://{spec.domain}/") if spec.nginx.load_balancer is not None else None,
+            "health_local": q(f"http://localhost{health}") if socket else
+            q(f"http://{_local(address)}{health}"), "health_url": q(url.rstrip("/") + health)}
 
 
 def _local(address: str) -> str:

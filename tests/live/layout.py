@@ -39,6 +39,9 @@ RECYCLE_AFTER = 100  # app_server.max_requests of the recycling stack: any machi
 DJPROJECT = Path(__file__).resolve().parents[1] / "djproject"
 REPO = Path(__file__).resolve().parents[2]
 SECRET_KEY = secrets.token_urlsafe(48)  # throwaway, per run
+CDN_HOST = "cdn.shop.test"
+PROTECTED_URL = "/protected/"
+ADMIN_NETWORK = "127.0.0.1/32"  # the admin for clients on 127.0.0.1 only (another loopback address is denied)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Site:
     ipv6: bool
     app_server: dict = field(default_factory=dict)  # extra app_server settings for this site's spec
     manager: str = "supervisor"  # process_manager: supervisor | pm2
+    static_server: str = "nginx"  # static.server of this site's spec
 
     @property
     def app(self) -> Path:
@@ -76,6 +80,19 @@ class Site:
     @property
     def media(self) -> Path:
         return self.base / "srv" / "media"
+
+    @property
+    def protected(self) -> Path:
+        return self.base / "srv" / "protected"
+
+    @property
+    def state(self) -> Path:
+        """The SQLite database's directory: the app user's."""
+        return self.base / "var" / "lib" / NAME
+
+    @property
+    def database(self) -> Path:
+        return self.state / "db.sqlite3"
 
     @property
     def run(self) -> Path:
@@ -113,12 +130,15 @@ def spec_data(site: Site) -> dict:
     spec = {
         "version": 1, "name": NAME, "domain": DOMAIN, "aliases": [ALIAS],
         "django": {"project": PROJECT, "root": str(site.app), "venv": str(site.venv),
-                   "user": APP_USER, "group": APP_USER},
+                   "user": APP_USER, "group": APP_USER,
+                   "database": {"engine": "sqlite", "name": str(site.database)}},
         "app_server": {"kind": site.kind, "workers": WORKERS, "graceful_timeout": 10, **site.app_server},
         "tls": {"mode": "files", "certificate": str(site.cert), "certificate_key": str(site.key)},
-        "static": {"root": str(site.static)},
-        "media": {"root": str(site.media)},
-        "nginx": {"http_port": site.ports.http, "https_port": site.ports.https, "ipv6": site.ipv6},
+        # Static files on a CDN whose origin is this nginx (browsers would fetch them from CDN_HOST).
+        "static": {"root": str(site.static), "url": f"https://{CDN_HOST}/static/", "server": site.static_server},
+        "media": {"root": str(site.media), "protected": {"url": PROTECTED_URL, "root": str(site.protected)}},
+        "nginx": {"http_port": site.ports.http, "https_port": site.ports.https, "ipv6": site.ipv6,
+                  "admin": {"allow": [ADMIN_NETWORK]}, "login_rate_limit": {"rate": "60r/m", "burst": 20}},
         "process_manager": site.manager,
         "paths": {"run_dir": str(site.run), "log_dir": str(site.log), "nginx_log_dir": str(site.nginx_log)},
     }
@@ -172,6 +192,9 @@ def make_directories(site: Site, uid: int, gid: int) -> None:
         (site.secret_file.parent, 0, gid, 0o750),
         (site.static, uid, nginx_gid, 0o2750),
         (site.media, uid, nginx_gid, 0o2750),
+        (site.protected, uid, nginx_gid, 0o2750),
+        (site.state.parent, 0, 0, 0o755),
+        (site.state, uid, gid, 0o750),
         (site.log, uid, gid, 0o750),
         (site.nginx_log, 0, 0, 0o755),
     ):
@@ -312,6 +335,10 @@ MEDIA_FILES = {
     "upload.php": b"<?php echo 'executed'; ?>\n",
     "upload.html": b"<!doctype html><script>document.title = 'executed'</script>\n",
 }
+FONT = "fonts/brand.woff2"  # a web font, which browsers fetch in CORS mode from another origin
+FONT_BYTES = b"wOF2\x00\x01\x00\x00 not a real font"
+PROTECTED_FILE = "invoice-17.pdf"
+PROTECTED_TEXT = b"%PDF-1.4 only for the customer the app allows\n"
 SECRET_OUTSIDE = "outside-secret.txt"
 SECRET_OUTSIDE_TEXT = b"this file is outside every served directory\n"
 
@@ -322,8 +349,11 @@ def write_test_files(site: Site, uid: int) -> None:
     Owned as the app would leave them: the app user, the directories' group (setgid www-data), 0640.
     """
     files = {**{site.media / name: content for name, content in MEDIA_FILES.items()},
+             site.protected / PROTECTED_FILE: PROTECTED_TEXT,
+             site.static / FONT: FONT_BYTES,
              site.static / STATIC_ONLY: b"served by nginx from STATIC_ROOT\n",
              site.static / BULK_CSS: bulk_css().encode()}
+    (site.static / FONT).parent.mkdir(exist_ok=True)
     for path, content in files.items():
         path.write_bytes(content)
         os.chown(path, uid, -1)

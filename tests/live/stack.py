@@ -400,7 +400,8 @@ def prepare_host(base: Path, *, nginx: str, tmpfiles: str, venv: Path) -> Host:
 
 
 def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = None,
-           manager: str = "supervisor", pm2: Optional[str] = None) -> Stack:
+           manager: str = "supervisor", pm2: Optional[str] = None,
+           static_server: str = "nginx") -> Stack:
     """Render, install and start one site; on any failure, stop what was started and re-raise.
 
     *manager* is the spec's process_manager (supervisor or pm2; *pm2* is then the pm2 command).
@@ -410,7 +411,8 @@ def launch(host: Host, kind: str, *, pair: bool, app_server: Optional[dict] = No
     base = host.base / f"{kind}-{manager}-{'pair' if pair else 'socket'}-{ports.https}"
     base.mkdir()
     base.chmod(0o755)
-    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6, app_server or {}, manager)
+    site = Site(base, kind, ports, pair, host.venv, host.cert, host.key, host.ipv6, app_server or {}, manager,
+                static_server)
     render_site(site)
     install_site(site, host.tmpfiles)
     install_wrappers(site)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("whoami/", views.whoami),
     path("page/", views.page),
     path("slow/", views.slow),
+    path("download/<str:name>", views.download),
     path("admin/", admin.site.urls),
 ]

@@ -4,7 +4,8 @@ import os
 import sys
 import time
 
-from django.http import HttpResponse, JsonResponse
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 
 
 def whoami(request):
@@ -35,3 +36,13 @@ def slow(request):
     print(f"slow request started: {request.GET.get('mark', '-')}", file=sys.stderr, flush=True)
     time.sleep(seconds)
     return JsonResponse({"slept": seconds, "pid": os.getpid()})
+
+
+def download(request, name):
+    """A protected file, for a request the app allows (?allow=yes): nginx sends it on X-Accel-Redirect."""
+    if request.GET.get("allow") != "yes":
+        return HttpResponseForbidden("not yours")
+    response = HttpResponse(content_type="application/pdf")
+    response["X-Accel-Redirect"] = f"{settings.PROTECTED_MEDIA_URL}{name}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -11,9 +11,10 @@ from board.settings import *  # noqa: F403 - the project's settings; production 
 import ipaddress
 import logging
 import os
+import threading
 
 import django
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.decorators import sync_and_async_middleware
 
@@ -21,7 +22,7 @@ from django.utils.decorators import sync_and_async_middleware
 def _read_secret(name, *, optional=False):
     """The secret *name*, from the first source that has it; one trailing newline is dropped."""
     for source in (_from_credentials, _from_named_file, _from_environment):
-        value = source(name)
+        value = source(name, optional)
         if value is not None:
             break
     else:
@@ -37,18 +38,20 @@ def _read_secret(name, *, optional=False):
     return value
 
 
-def _from_credentials(name):
+def _from_credentials(name, optional):
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     path = os.path.join(directory, name) if directory else None
     return _read_file(path, "CREDENTIALS_DIRECTORY") if path and os.path.exists(path) else None
 
 
-def _from_named_file(name):
+def _from_named_file(name, optional):
     path = os.environ.get(f"{name}_FILE")
-    return _read_file(path, f"{name}_FILE") if path else None
+    if not path or (optional and not os.path.exists(path)):
+        return None  # an optional secret's file that was never written: not set
+    return _read_file(path, f"{name}_FILE")
 
 
-def _from_environment(name):
+def _from_environment(name, optional):
     return os.environ.get(name)
 
 
@@ -107,7 +110,107 @@ def client_address_middleware(get_response):
     return middleware
 
 
-MIDDLEWARE = ['board.settings_production.client_address_middleware', *globals().get("MIDDLEWARE", [])]
+# Health endpoint: /healthz is answered here, before URL routing, sessions, CSRF and the
+# ALLOWED_HOSTS check (a load balancer's checker may name the host by its address): 200 when every
+# database and cache answers within 2 seconds, else 503 naming what failed. Each database is
+# checked on a connection of its own, closed after the check; nothing is logged or mailed. nginx
+# lets only this host and the spec's load balancers reach it.
+_HEALTH_PATH = '/healthz'
+_HEALTH_TIMEOUT = 2
+# Each cache backend's connect and command timeout options.
+_HEALTH_CACHE_OPTIONS = {
+    'django.core.cache.backends.redis.RedisCache': ('socket_connect_timeout', 'socket_timeout'),
+    'django.core.cache.backends.memcached.PyMemcacheCache': ('connect_timeout', 'timeout'),
+}
+_HEALTH_CACHES = threading.local()  # one client per thread and cache, made on the first check
+
+
+def _check_database(alias):
+    from django.db import connections
+    from django.db.utils import load_backend
+
+    config = dict(connections.settings[alias])
+    options = dict(config.get("OPTIONS") or {})
+    options.pop("pool", None)  # one plain connection, not a pool of its own
+    if config["ENGINE"].endswith((".postgresql", ".mysql")):
+        options["connect_timeout"] = _HEALTH_TIMEOUT
+    connection = load_backend(config["ENGINE"]).DatabaseWrapper({**config, "OPTIONS": options}, alias)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()
+
+
+def _health_cache(alias):
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    found = getattr(_HEALTH_CACHES, alias, None)
+    if found is None:
+        config = dict(settings.CACHES[alias])
+        backend, location = config.pop("BACKEND"), config.pop("LOCATION", "")
+        options = dict(config.get("OPTIONS") or {})
+        options.update(dict.fromkeys(_HEALTH_CACHE_OPTIONS.get(backend, ()), _HEALTH_TIMEOUT))
+        found = import_string(backend)(location, {**config, "OPTIONS": options})
+        setattr(_HEALTH_CACHES, alias, found)
+    return found
+
+
+def _check_cache(alias):
+    key = f"health-check:{os.getpid()}:{threading.get_ident()}"  # one per thread: no race between checks
+    cache, token = _health_cache(alias), os.urandom(8).hex()
+    cache.set(key, token, 60)
+    if cache.get(key) != token:
+        raise RuntimeError("the value written was not read back")
+
+
+def _health_failures():
+    """What did not answer, as {"database default": "OperationalError", ...}; empty when healthy."""
+    from django.conf import settings
+
+    checks = [(f"database {a}", _check_database, a) for a in settings.DATABASES]
+    checks += [(f"cache {a}", _check_cache, a) for a in settings.CACHES]
+    failed = {}
+    for what, check, alias in checks:
+        try:
+            check(alias)
+        except Exception as error:  # noqa: BLE001 - any failure is an unhealthy answer, never a 500
+            failed[what] = type(error).__name__
+    return failed
+
+
+def _health_response(failed):
+    from django.http import JsonResponse
+
+    response = JsonResponse({"status": "failing" if failed else "ok", "failed": failed},
+                            status=503 if failed else 200)
+    response["Cache-Control"] = "no-store"
+    response._has_been_logged = True  # django.utils.log.log_response: no log line, no error mail
+    return response
+
+
+@sync_and_async_middleware
+def health_check_middleware(get_response):
+    """Answer the health path before anything else runs; pass every other request on."""
+    if iscoroutinefunction(get_response):
+        async def middleware(request):
+            if request.path_info != _HEALTH_PATH:
+                return await get_response(request)
+            return _health_response(await sync_to_async(_health_failures, thread_sensitive=False)())
+    else:
+        def middleware(request):
+            if request.path_info != _HEALTH_PATH:
+                return get_response(request)
+            return _health_response(_health_failures())
+    return middleware
+
+
+MIDDLEWARE = [
+    'board.settings_production.health_check_middleware',
+    'board.settings_production.client_address_middleware',
+    *globals().get("MIDDLEWARE", []),
+]
 
 # Hosts
 
