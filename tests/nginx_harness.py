@@ -13,8 +13,10 @@ from scaffold.spec import Spec
 from scaffold.targets import nginx
 
 MIME_TYPES = Path("/etc/nginx/mime.types")
+# Debian's dynamic modules (brotli_static with static.brotli), loaded as its nginx.conf does.
+MODULES = Path("/etc/nginx/modules-enabled")
 WRAPPER = """\
-worker_processes auto;
+{modules}worker_processes auto;
 worker_rlimit_nofile 4096;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log;
@@ -72,7 +74,8 @@ def write_wrapper(tmp: Path, includes: list[Path]) -> Path:
     mime = f"    include {MIME_TYPES};\n" if MIME_TYPES.exists() else ""
     lines = "".join(f"    include {p};\n" for p in includes)
     conf = tmp / "nginx.conf"
-    conf.write_text(WRAPPER.format(tmp=tmp, mime=mime, includes=lines))
+    modules = f"include {MODULES}/*.conf;\n" if MODULES.is_dir() else ""
+    conf.write_text(WRAPPER.format(tmp=tmp, mime=mime, includes=lines, modules=modules))
     return conf
 
 

@@ -208,6 +208,7 @@ class Static(_Section):
 
     url: UrlPath = Field("/static/", description="STATIC_URL: a URL path starting and ending with '/'.")
     root: Optional[AbsPath] = Field(None, description="STATIC_ROOT; nginx serves it. Default: /srv/<name>/static.")
+    brotli: Flag = Field(False, description="Also write Brotli (.br) copies at collectstatic and serve them with brotli_static; needs Debian's libnginx-mod-http-brotli-static on the nginx host, which the runbook installs.")
 
 
 class Media(_Section):

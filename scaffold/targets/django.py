@@ -24,6 +24,11 @@ OPTIONAL_SECRETS = frozenset({SECRET_KEY_FALLBACKS})
 
 PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# Django's ManifestStaticFilesStorage (hashed names) that also writes a gzip copy of every file
+# worth compressing (and a Brotli one when the brotli package is importable) at collectstatic,
+# for nginx's gzip_static/brotli_static. Needs the whitenoise package in the app's venv (the
+# runbook installs it); its middleware is not used.
+STATIC_STORAGE = "whitenoise.storage.CompressedManifestStaticFilesStorage"
 # Seconds an SMTP exchange may take, well below the app server's worker timeout.
 SMTP_TIMEOUT = 10
 # Django 6.1 raises ImproperlyConfigured when these sit beside MAILERS (django/conf/__init__.py,
@@ -319,8 +324,9 @@ def file_settings(spec: Spec) -> list[Setting]:
         Setting("MEDIA_ROOT", spec.media.root, "nginx serves this directory at MEDIA_URL, never runs it"),
         Setting("STORAGES", {
             "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
-        }, "hashed file names let nginx cache static files for long; run collectstatic on each deploy"),
+            "staticfiles": {"BACKEND": STATIC_STORAGE},
+        }, "hashed names nginx caches for a year, and .gz (and .br with the brotli package) copies "
+           "written by collectstatic for nginx's gzip_static; run collectstatic on each deploy"),
     ]
 
 

@@ -50,6 +50,18 @@ MEDIA_TYPES = (
 # nginx sets them, so a client cannot forge them; an empty value removes the client's copy.
 CLEARED_HEADERS = ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Protocol",
                    "X-Forwarded-Ssl")
+# Upstream keep-alive connections are closed after this many requests or this long, and opened
+# again: a new connection goes to whichever app worker accepts it first, so connections made
+# while one worker was restarting (max_requests) do not keep their sibling busy and it idle.
+UPSTREAM_KEEPALIVE_REQUESTS = 100
+UPSTREAM_KEEPALIVE_TIME = "10s"
+KEEPALIVE_TIME_SINCE = (1, 19, 10)  # nginx CHANGES: upstream keepalive_time
+# Access log: written in 64 KiB blocks, at the latest 5 s after a line (nginx docs, access_log),
+# so `tail -f` lags by seconds and a busy site makes far fewer write() calls.
+ACCESS_LOG_BUFFER = "buffer=64k flush=5s"
+# ManifestStaticFilesStorage names (name.<12 hex>.ext) never change content.
+HASHED_NAME = r"\.[0-9a-f]{12}\.[A-Za-z0-9]+$"
+IMMUTABLE = '"public, max-age=31536000, immutable"'
 PROXY_READ_MARGIN = 5  # seconds beyond app_server.timeout (see read_timeout_reason)
 GZIP_TYPES = ("text/css", "text/javascript", "application/javascript", "application/json",
               "application/manifest+json", "image/svg+xml", "text/plain", "text/xml",
@@ -134,10 +146,16 @@ def site_context(spec: Spec) -> dict[str, object]:
         "logs": log_paths(spec),
         "real_ip_from": spec.nginx.real_ip_from,
         "client_max_body_size": spec.nginx.client_max_body_size,
-        "static": {"url": spec.static.url, "alias": f"{spec.static.root}/"},
+        "static": static_context(spec),
         "media": {"url": spec.media.url, "alias": f"{spec.media.root}/", "types": MEDIA_TYPES},
         "gzip_types": " ".join(GZIP_TYPES),
     }
+
+
+def static_context(spec: Spec) -> dict[str, object]:
+    """The static location: where, precompressed copies, caching of hashed names."""
+    return {"url": spec.static.url, "alias": f"{spec.static.root}/", "brotli": spec.static.brotli,
+            "hashed": HASHED_NAME, "immutable": IMMUTABLE}
 
 
 def variable_prefix(spec: Spec) -> str:
@@ -163,6 +181,9 @@ def upstream_context(spec: Spec) -> dict[str, object]:
         "servers": servers,
         "keepalive": keepalive,
         "keepalive_timeout": keepalive_timeout(spec.app_server.keepalive),
+        "keepalive_requests": UPSTREAM_KEEPALIVE_REQUESTS,
+        "keepalive_time": (UPSTREAM_KEEPALIVE_TIME if grammar.nginx_syntax_version(spec.nginx.version)
+                           >= KEEPALIVE_TIME_SINCE else None),
     }
 
 
@@ -290,7 +311,8 @@ def rate_limit_context(spec: Spec) -> Optional[dict[str, object]]:
 def log_paths(spec: Spec) -> dict[str, str]:
     """Per-site access and error logs."""
     d = spec.paths.nginx_log_dir
-    return {"access": f"{d}/{spec.name}.access.log", "error": f"{d}/{spec.name}.error.log"}
+    return {"access": f"{d}/{spec.name}.access.log", "access_buffer": ACCESS_LOG_BUFFER,
+            "error": f"{d}/{spec.name}.error.log"}
 
 
 def quote(value: str) -> str:

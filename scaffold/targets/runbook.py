@@ -37,6 +37,11 @@ ASGI_WORKER_PACKAGES = ["uvicorn-worker>=0.4", "uvicorn[standard]>=0.36"]
 # The client library each backend loads: Django's postgresql, mysql, redis and pymemcache backends.
 DATABASE_PACKAGES = {"postgresql": ["psycopg[binary]>=3.1"], "mysql": ["mysqlclient>=2.2"], "sqlite": []}
 POOLED_POSTGRESQL = ["psycopg[binary,pool]>=3.1"]
+# The static storage of the rendered settings (django.STATIC_STORAGE): .gz copies at collectstatic;
+# the brotli extra adds the .br copies static.brotli serves.
+STATIC_PACKAGES = {False: ["whitenoise>=6.6"], True: ["whitenoise[brotli]>=6.6"]}
+# Debian's brotli_static module for nginx (bookworm and later), with static.brotli.
+NGINX_BROTLI_PACKAGE = "libnginx-mod-http-brotli-static"
 CACHE_PACKAGES = {"redis": ["redis>=5"], "memcached": ["pymemcache>=4"], "locmem": []}
 # mysqlclient has no Linux wheels: pip builds it (mysqlclient's README, "Linux").
 MYSQL_BUILD_PACKAGES = ["python3-dev", "default-libmysqlclient-dev", "build-essential", "pkg-config"]
@@ -94,6 +99,8 @@ def system_packages(spec: Spec) -> list[str]:
         found.append("certbot")
     if spec.django.database is not None and spec.django.database.engine == "mysql":
         found += MYSQL_BUILD_PACKAGES
+    if spec.static.brotli:
+        found.append(NGINX_BROTLI_PACKAGE)
     return found
 
 
@@ -107,7 +114,7 @@ def app_server_packages(spec: Spec) -> list[str]:
         found += POOLED_POSTGRESQL if django_target.uses_pool(spec) else DATABASE_PACKAGES[db.engine]
     if cache is not None:
         found += CACHE_PACKAGES[cache.backend]
-    return found
+    return found + STATIC_PACKAGES[spec.static.brotli]
 
 
 def directories(spec: Spec) -> list[tuple[str, str, str, str, str]]:
