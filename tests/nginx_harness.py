@@ -75,6 +75,9 @@ def write_wrapper(tmp: Path, includes: list[Path]) -> Path:
     lines = "".join(f"    include {p};\n" for p in includes)
     conf = tmp / "nginx.conf"
     modules = f"include {MODULES}/*.conf;\n" if MODULES.is_dir() else ""
+    if MODULES.is_dir() and not (tmp / "modules").exists():
+        # Debian's files load modules/NAME.so relative to the prefix, which is *tmp*.
+        (tmp / "modules").symlink_to(Path("/usr/share/nginx/modules").resolve())
     conf.write_text(WRAPPER.format(tmp=tmp, mime=mime, includes=lines, modules=modules))
     return conf
 

@@ -311,7 +311,7 @@ def rate_limit_context(spec: Spec) -> Optional[dict[str, object]]:
 def log_paths(spec: Spec) -> dict[str, str]:
     """Per-site access and error logs."""
     d = spec.paths.nginx_log_dir
-    return {"access": f"{d}/{spec.name}.access.log", "access_buffer": ACCESS_LOG_BUFFER,
+    return {"access": f"{d}/{spec.name}.access.log", "format": "combined", "access_buffer": ACCESS_LOG_BUFFER,
             "error": f"{d}/{spec.name}.error.log"}
 
 

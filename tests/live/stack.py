@@ -133,6 +133,13 @@ http {
 """
 
 
+def link_modules(prefix: Path) -> None:
+    """Debian's modules-enabled files load `modules/NAME.so` relative to nginx's prefix: give *prefix* that folder."""
+    modules = Path("/usr/share/nginx/modules")
+    if modules.exists() and not (prefix / "modules").exists():
+        (prefix / "modules").symlink_to(modules.resolve())
+
+
 def install_wrappers(site: Site) -> None:
     """Write both wrappers, and copy the rendered nginx files beside nginx's."""
     (site.base / "supervisor").mkdir(mode=0o700, exist_ok=True)
@@ -140,6 +147,7 @@ def install_wrappers(site: Site) -> None:
     prefix = site.base / "nginx"
     (prefix / "conf.d").mkdir(parents=True, exist_ok=True)
     (prefix / "temp").mkdir(exist_ok=True)
+    link_modules(prefix)
     (prefix / "nginx.conf").write_text(nginx_conf(site))
     for path in rendered_files(site, "nginx"):
         (prefix / "conf.d" / path.name).write_text(listen_on_loopback(path.read_text()))
