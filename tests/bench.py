@@ -88,13 +88,13 @@ def wrk_argv(hosts: Path, url: str, seconds: float, connections: int, threads: i
             "-H", f"Accept-Encoding: {ACCEPT_ENCODING}", url]
 
 
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
 def parse_wrk(text: str) -> tuple[float, float, float, int]:
     """(requests/s, p50 ms, p99 ms, errors) from wrk's report; errors are socket errors and non-2xx/3xx."""
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])
-    latency = {int(p): float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)$", text, re.M)}
+    latency = {int(p): float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     return rate, latency.get(50, 0.0), latency.get(99, 0.0), errors + (int(non_2xx[1]) if non_2xx else 0)
@@ -313,14 +313,16 @@ def print_report(targets: list[Target], probes: dict[str, client.Response], head
               f"{s['errors']} | {s['cpu']:,.0f} | {busiest} | {encoding} |")
     print()
     by_label = {t.label: t for t in targets}
-    print("| ratio | median | per round |")
-    print("| --- | ---: | --- |")
+    print("| ratio | median of the rounds' ratios | ratio of the medians | each round |")
+    print("| --- | ---: | ---: | --- |")
     for name, top, bottom in ratios:
         if top not in by_label or bottom not in by_label:
             continue
         a, b = by_label[top], by_label[bottom]
+        # Each round's two runs came minutes apart at most: the paired ratio is what load elsewhere
+        # on the machine disturbs least.
         per_round = [x.rate / y.rate for x, y in zip(a.runs, b.runs) if y.rate]
-        print(f"| {name} | {summary(a)['rate'] / max(summary(b)['rate'], 1e-9):.2f}x | "
+        print(f"| {name} | {median(per_round):.2f}x | {summary(a)['rate'] / max(summary(b)['rate'], 1e-9):.2f}x | "
               + " / ".join(f"{r:.2f}" for r in per_round) + " |")
 
 

@@ -67,6 +67,7 @@ def context(spec: Spec) -> dict[str, Any]:
         "home": q(PurePosixPath(d.root or "").parent), "root": q(d.root), "venv": q(d.venv),
         "manage_py": q(f"{d.root}/manage.py"), "python": q(f"{d.venv}/bin/python"),
         "pip_packages": " ".join(q(p) for p in app_server_packages(spec)),
+        "static_root": q(spec.static.root), "brotli": spec.static.brotli,
         "directories": directories(spec), "sqlite": sqlite_file(spec), "installs": rendered_installs(spec),
         "executables": sorted({q(p.argv[0]) for p in programs(spec)}),
         "secrets": [(name, q(path)) for name, path in secret_files(spec).items()],
