@@ -35,6 +35,9 @@ PROJECT = "testsite"
 NGINX_USER = "www-data"  # Debian's nginx workers, and the spec's default app_server.socket_group
 WORKERS = 2
 RECYCLE_AFTER = 100  # app_server.max_requests of the recycling stack: any machine gets there within seconds
+# Debian's brotli_static module, loaded by the host's nginx.conf: the site serves .br copies when it is there.
+BROTLI_MODULE = Path("/etc/nginx/modules-enabled/50-mod-http-brotli-static.conf")
+HAS_BROTLI = BROTLI_MODULE.exists()
 DJPROJECT = Path(__file__).resolve().parents[1] / "djproject"
 REPO = Path(__file__).resolve().parents[2]
 SECRET_KEY = secrets.token_urlsafe(48)  # throwaway, per run
@@ -114,7 +117,7 @@ def spec_data(site: Site) -> dict:
                    "user": APP_USER, "group": APP_USER},
         "app_server": {"kind": site.kind, "workers": WORKERS, "graceful_timeout": 10, **site.app_server},
         "tls": {"mode": "files", "certificate": str(site.cert), "certificate_key": str(site.key)},
-        "static": {"root": str(site.static)},
+        "static": {"root": str(site.static), "brotli": HAS_BROTLI},
         "media": {"root": str(site.media)},
         "nginx": {"http_port": site.ports.http, "https_port": site.ports.https, "ipv6": site.ipv6},
         "process_manager": "supervisor",
