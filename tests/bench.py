@@ -347,6 +347,9 @@ class Bench:
             self.add_dynamic(kind, stack)
             if number == 0:
                 self.add_static(stack)
+        if {"sync", "gthread"} <= set(kinds):
+            # The page is CPU-bound: threads add switching, not parallelism (one GIL per process).
+            self.ratios.append(("page, rendered nginx: sync / gthread", "sync: rendered nginx", "gthread: rendered nginx"))
 
     def add_dynamic(self, kind: str, stack: Stack) -> None:
         site, docs = stack.site, add_docs_server(stack)
