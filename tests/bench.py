@@ -74,7 +74,8 @@ class Run:
     rate: float
     p50_ms: float
     p99_ms: float
-    errors: int
+    errors: int  # connect, read, write errors and timeouts
+    bad_status: int  # answers other than 2xx/3xx
     cpu_us: float  # CPU of cpu_pids per request
     busiest: Optional[float]  # share of the app's CPU taken by its busiest process
 
@@ -91,13 +92,13 @@ def wrk_argv(hosts: Path, url: str, seconds: float, connections: int, threads: i
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
-def parse_wrk(text: str) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, errors) from wrk's report; errors are socket errors and non-2xx/3xx."""
+def parse_wrk(text: str) -> tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, socket errors, non-2xx/3xx answers) from wrk's report."""
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])
     latency = {int(p): float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return rate, latency.get(50, 0.0), latency.get(99, 0.0), errors + (int(non_2xx[1]) if non_2xx else 0)
+    return rate, latency.get(50, 0.0), latency.get(99, 0.0), errors, int(non_2xx[1]) if non_2xx else 0
 
 
 def cpu_ticks(pids: set[int]) -> dict[int, int]:
@@ -128,14 +129,14 @@ def measure(target: Target, hosts: Path, seconds: float, connections: int, threa
             poker.join()
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed on {target.label}: {done.stderr}")
-    rate, p50, p99, errors = parse_wrk(done.stdout)
+    rate, p50, p99, errors, bad_status = parse_wrk(done.stdout)
     hz = os.sysconf("SC_CLK_TCK")
     after_cpu, after_app = cpu_ticks(target.cpu_pids()), cpu_ticks(target.app_pids())
     used = sum(after_cpu[p] - before_cpu.get(p, 0) for p in after_cpu)
     per_app = [after_app[p] - before_app.get(p, 0) for p in after_app]
     requests = max(rate * seconds, 1)
     busiest = max(per_app) / sum(per_app) if per_app and sum(per_app) else None
-    return Run(rate, p50, p99, errors, used / hz / requests * 1e6, busiest)
+    return Run(rate, p50, p99, errors, bad_status, used / hz / requests * 1e6, busiest)
 
 
 def _every_second(action: Callable[[], None], stop: threading.Event) -> None:
@@ -292,6 +293,7 @@ def summary(target: Target) -> dict[str, float]:
     busiest = [r.busiest for r in runs if r.busiest is not None]
     return {"rate": median([r.rate for r in runs]), "p50": median([r.p50_ms for r in runs]),
             "p99": median([r.p99_ms for r in runs]), "errors": sum(r.errors for r in runs),
+            "bad_status": sum(r.bad_status for r in runs),
             "cpu": median([r.cpu_us for r in runs]), "busiest": median(busiest) if busiest else 0.0}
 
 
@@ -301,16 +303,16 @@ def print_report(targets: list[Target], probes: dict[str, client.Response], head
     for line in header:
         print(line)
     print()
-    print("| group | what | req/s (median) | each round | p50 ms | p99 ms | errors | server CPU µs/req "
+    print("| group | what | req/s (median) | each round | p50 ms | p99 ms | socket errors | non-2xx | server CPU µs/req "
           "| busiest app process | Content-Encoding |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for t in targets:
         s = summary(t)
         rounds = " / ".join(f"{r.rate:,.0f}" for r in t.runs)
         busiest = f"{s['busiest']:.0%}" if s["busiest"] else "-"
         encoding = probes[t.label].header("Content-Encoding") or "identity"
         print(f"| {t.group} | {t.label} | {s['rate']:,.0f} | {rounds} | {s['p50']:.2f} | {s['p99']:.2f} | "
-              f"{s['errors']} | {s['cpu']:,.0f} | {busiest} | {encoding} |")
+              f"{s['errors']} | {s['bad_status']} | {s['cpu']:,.0f} | {busiest} | {encoding} |")
     print()
     by_label = {t.label: t for t in targets}
     print("| ratio | median of the rounds' ratios | ratio of the medians | each round |")
