@@ -51,8 +51,9 @@ MEDIA_TYPES = (
 CLEARED_HEADERS = ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Protocol",
                    "X-Forwarded-Ssl")
 # Upstream keep-alive connections are closed after this many requests or this long, and opened
-# again: a new connection goes to whichever app worker accepts it first, so connections made
-# while one worker was restarting (max_requests) do not keep their sibling busy and it idle.
+# again: a new connection goes to whichever app worker accepts first. Without that, connections
+# opened while one worker restarted (max_requests) stay with the others, which do most of the
+# work while the new worker idles (measured with tests/bench.py; nginx's default is 1000 and 1h).
 UPSTREAM_KEEPALIVE_REQUESTS = 100
 UPSTREAM_KEEPALIVE_TIME = "10s"
 KEEPALIVE_TIME_SINCE = (1, 19, 10)  # nginx CHANGES: upstream keepalive_time
