@@ -1,21 +1,28 @@
-"""Benchmark the rendered stack on loopback and print a table (a script, not a test).
+"""Benchmark the rendered stack on loopback as browsers load it, beside what a user would pick instead.
 
-    sudo python tests/bench.py [--seconds 5] [--connections 8]
+    sudo python tests/bench.py [--seconds 4] [--rounds 3] [--connections 16] [--kinds sync,gthread,uvicorn]
 
-Side by side, in one run, on the machine it prints: a Django page through the rendered nginx →
-gunicorn against gunicorn alone and against nginx configured in the shape of gunicorn's own
-examples/nginx.conf; a static file from the rendered nginx against Django with WhiteNoise; and the
-bytes a response takes with and without gzip. The stack is the live tests' one (tests/live/), so
-it needs root, nginx, openssl and systemd-tmpfiles; everything it starts is stopped at the end.
+One run starts the rendered stack three times (gunicorn sync, gunicorn gthread, uvicorn) and measures,
+with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on every request:
+
+- a Django page through the rendered nginx, through nginx configured in the shape of gunicorn's
+  documentation (benoitc/gunicorn, docs/content/deploy.md) in front of the same app server, and from
+  the app server alone;
+- a 120 kB stylesheet collected with a hashed name, from the rendered nginx, from a bare `alias`
+  location in that documentation-shaped server (Debian's `gzip on;` compresses only text/html), and
+  from Django with WhiteNoise's middleware on gunicorn alone;
+- the page while nginx reloads and gunicorn gets HUP every second (errors must stay 0).
+
+Targets run in interleaved rounds (each round visits every target once, starting one further along);
+the table shows each target's median over the rounds and the ratios. It needs root, nginx, openssl,
+systemd-tmpfiles, unshare and wrk; everything it starts is stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import multiprocessing
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -24,7 +31,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -32,91 +40,123 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from live import client  # noqa: E402 - after the path is set
 from live.host import HostNotReady, describe_machine, ensure_app_user, ensure_venv, free_port  # noqa: E402
-from live.layout import DOMAIN, PROJECT, WORKERS, Site  # noqa: E402
-from live.stack import Host, Stack, is_listening, launch, prepare_host, run_web_program, wait_for  # noqa: E402
+from live.layout import DOMAIN, PROJECT, WORKERS, Site, collect_static  # noqa: E402
+from live.stack import (Host, Stack, is_listening, launch, prepare_host, process_tree,  # noqa: E402
+                        run_web_program, wait_for)
 
 WHITENOISE_SETTINGS = f"{PROJECT}.settings_whitenoise"
 PAGE = "/page/"
+STYLESHEET = "css/bench.css"  # written into the project's assets, then collected
+# What Chrome and Firefox send.
+ACCEPT_ENCODING = "gzip, deflate, br"
+# The worker classes compared: (app_server.kind, extra app_server fields).
+KINDS = {"sync": ("gunicorn", {}), "gthread": ("gunicorn", {"threads": 4}), "uvicorn": ("uvicorn", {})}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Target:
-    """Where a row's requests go."""
+    """Where a row's requests go, and what is measured beside the rate."""
 
+    group: str  # what is compared within: "static", or a worker class
     label: str
-    scheme: str
-    port: int
-    path: str
+    url: str
+    stack: Stack
+    cpu_pids: Callable[[], set[int]]  # nginx workers (or the app, for app-alone rows): CPU per request
+    app_pids: Callable[[], set[int]] = lambda: set()  # app workers: how evenly they share the work
+    during: Optional[Callable[[], None]] = None  # called every second while the load runs
+    runs: list["Run"] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class Result:
-    """One row: completed requests per second, latency percentiles, failures."""
+class Run:
+    """One wrk run of one target."""
 
-    target: Target
     rate: float
     p50_ms: float
     p99_ms: float
-    errors: int
+    errors: int  # connect, read, write errors and timeouts
+    bad_status: int  # answers other than 2xx/3xx
+    cpu_us: float  # CPU of cpu_pids per request
+    busiest: Optional[float]  # share of the app's CPU taken by its busiest process
 
 
-# -- load generation: processes x threads, each thread one kept-alive connection
+# -- load: wrk, with the site's name resolving to loopback in its own mount namespace
 
-def drive(target: Target, cafile: Optional[Path], seconds: float, threads: int) -> tuple[list[float], int]:
-    """In one process: *threads* connections sending requests back to back for *seconds*; latencies, errors."""
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    errors = [0] * threads
-    deadline = time.monotonic() + seconds
-    context = client.tls_context(cafile) if target.scheme == "https" else None
-
-    def run(slot: int) -> None:
-        conn = client.open_connection(target.scheme, DOMAIN, target.port, context=context)
-        while (start := time.monotonic()) < deadline:
-            try:
-                ok = client.send(conn, target.path).status == 200
-            except (OSError, client.http.client.HTTPException):
-                ok = False
-                conn.close()
-            if ok:
-                latencies[slot].append(time.monotonic() - start)
-            else:
-                errors[slot] += 1
-        conn.close()
-
-    workers = [threading.Thread(target=run, args=(slot,)) for slot in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return [t for slot in latencies for t in slot], sum(errors)
+def wrk_argv(hosts: Path, url: str, seconds: float, connections: int, threads: int) -> list[str]:
+    """wrk in a private mount namespace where /etc/hosts maps the test names to 127.0.0.1 (for SNI)."""
+    return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
+            "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s",
+            "-H", f"Accept-Encoding: {ACCEPT_ENCODING}", url]
 
 
-def measure(target: Target, cafile: Optional[Path], seconds: float, connections: int) -> Result:
-    """Warm up for a second, then load *target* from one process per CPU for *seconds*."""
-    processes = min(os.cpu_count() or 1, connections)
-    per_process = [connections // processes + (i < connections % processes) for i in range(processes)]
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        pool.starmap(drive, [(target, cafile, 1.0, n) for n in per_process])
-        outcomes = pool.starmap(drive, [(target, cafile, seconds, n) for n in per_process])
-    latencies = sorted(t for found, _ in outcomes for t in found)
-    errors = sum(e for _, e in outcomes)
-    if not latencies:
-        return Result(target, 0.0, 0.0, 0.0, errors)
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Result(target, len(latencies) / seconds, statistics.median(latencies) * 1000, p99 * 1000, errors)
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(text: str) -> tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, socket errors, non-2xx/3xx answers) from wrk's report."""
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])
+    latency = {int(p): float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return rate, latency.get(50, 0.0), latency.get(99, 0.0), errors, int(non_2xx[1]) if non_2xx else 0
+
+
+def cpu_ticks(pids: set[int]) -> dict[int, int]:
+    """utime + stime (clock ticks) of each live process in *pids*."""
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = int(fields[11]) + int(fields[12])
+    return found
+
+
+def measure(target: Target, hosts: Path, seconds: float, connections: int, threads: int) -> Run:
+    """One wrk run against *target*, with the CPU its processes used."""
+    before_cpu, before_app = cpu_ticks(target.cpu_pids()), cpu_ticks(target.app_pids())
+    stop = threading.Event()
+    poker = threading.Thread(target=_every_second, args=(target.during, stop)) if target.during else None
+    if poker:
+        poker.start()
+    try:
+        done = subprocess.run(wrk_argv(hosts, target.url, seconds, connections, threads), capture_output=True,
+                              text=True, timeout=seconds + 60)
+    finally:
+        stop.set()
+        if poker:
+            poker.join()
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed on {target.label}: {done.stderr}")
+    rate, p50, p99, errors, bad_status = parse_wrk(done.stdout)
+    hz = os.sysconf("SC_CLK_TCK")
+    after_cpu, after_app = cpu_ticks(target.cpu_pids()), cpu_ticks(target.app_pids())
+    used = sum(after_cpu[p] - before_cpu.get(p, 0) for p in after_cpu)
+    per_app = [after_app[p] - before_app.get(p, 0) for p in after_app]
+    requests = max(rate * seconds, 1)
+    busiest = max(per_app) / sum(per_app) if per_app and sum(per_app) else None
+    return Run(rate, p50, p99, errors, bad_status, used / hz / requests * 1e6, busiest)
+
+
+def _every_second(action: Callable[[], None], stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        action()
 
 
 # -- the things compared
 
-def gunicorn_example_conf(site: Site, port: int) -> str:
-    """nginx in the shape of gunicorn's examples/nginx.conf (benoitc/gunicorn, docs/content/deploy.md).
+def docs_shaped_conf(site: Site, port: int) -> str:
+    """nginx in the shape of gunicorn's deploy documentation, plus the `alias` location users add for /static/.
 
     Its upstream (fail_timeout=0, no keepalive: a new connection per request), keepalive_timeout 5,
-    try_files before the proxy, Host $http_host, X-Forwarded-For appended. The example listens on
-    plain HTTP; the same certificate is added so both nginx rows pay for the same TLS.
+    try_files before the proxy, Host $http_host, X-Forwarded-For appended, and whatever Debian's
+    nginx.conf says (gzip on, for text/html). The documentation listens on plain HTTP; the same
+    certificate is added so every nginx row pays for the same TLS.
     """
+    name = f"docs_{port}"
     return f"""\
-upstream gunicorn_example_app {{
+upstream {name} {{
     server unix:{site.run}/app.sock fail_timeout=0;
 }}
 
@@ -129,6 +169,10 @@ server {{
     keepalive_timeout 5;
     root {site.static.parent}/public;
 
+    location /static/ {{
+        alias {site.static}/;
+    }}
+
     location / {{
         try_files $uri @proxy_to_app;
     }}
@@ -138,22 +182,26 @@ server {{
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header Host $http_host;
         proxy_redirect off;
-        proxy_pass http://gunicorn_example_app;
+        proxy_pass http://{name};
     }}
 }}
 """
 
 
-def add_gunicorn_example(stack: Stack) -> int:
-    """Add the example-shaped server to the running nginx (on its own port) and reload it; return the port."""
+def add_docs_server(stack: Stack) -> int:
+    """Add the documentation-shaped server to the stack's nginx, on its own port, and reload; return the port."""
     port = free_port()
-    conf = stack.site.base / "nginx" / "conf.d" / "gunicorn-example.conf"
-    conf.write_text(gunicorn_example_conf(stack.site, port))
+    (stack.site.base / "nginx" / "conf.d" / "gunicorn-docs.conf").write_text(docs_shaped_conf(stack.site, port))
+    reload_nginx(stack)
+    wait_for(lambda: is_listening(port), 10, "the documentation-shaped server listening")
+    return port
+
+
+def reload_nginx(stack: Stack) -> None:
+    """`nginx -t`, then HUP: new workers with the new configuration, the old ones finish their requests."""
     stack.check_nginx_config()
     assert stack.nginx_master is not None
     stack.nginx_master.send_signal(signal.SIGHUP)
-    wait_for(lambda: is_listening(port), 10, "the example server listening")
-    return port
 
 
 def write_whitenoise_settings(site: Site) -> None:
@@ -163,35 +211,61 @@ def write_whitenoise_settings(site: Site) -> None:
         '"""Production settings with WhiteNoise serving STATIC_ROOT (benchmark only)."""\n\n'
         f"from {PROJECT}.settings_production import *  # noqa: F403\n\n"
         'MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]  # noqa: F405\n')
-    shutil.copymode(site.app / PROJECT / "settings_production.py", module)
-    shutil.copystat(site.app / PROJECT / "settings_production.py", module)
-    os.chown(module, 0, (site.app / PROJECT).stat().st_gid)
+    _as_project_file(site, module)
 
 
-def hashed_static(site: Site) -> str:
-    """The content-hashed name collectstatic gave the project's stylesheet."""
+def add_stylesheet(site: Site) -> str:
+    """A 120 kB stylesheet in the project's assets, collected again; return its hashed URL path."""
+    path = site.app / "assets" / STYLESHEET
+    rules = (f".c{i} {{ margin: {i % 9}px {i % 5}px; color: #{i * 2654435761 % 0xFFFFFF:06x}; "
+             f"padding: {i % 7}em {i % 3}em; }}\n" for i in range(2000))
+    path.write_text("".join(rules))
+    _as_project_file(site, path)
+    user = ensure_app_user()
+    collect_static(site, user.pw_uid, user.pw_gid)
+    import json
+
     manifest = json.loads((site.static / "staticfiles.json").read_text())
-    return f"/static/{manifest['paths']['css/site.css']}"
+    return f"/static/{manifest['paths'][STYLESHEET]}"
 
 
-# -- bytes on the wire
+def _as_project_file(site: Site, path: Path) -> None:
+    """Owned like the rest of the project: root, the app's group, 0640."""
+    reference = site.app / PROJECT / "settings_production.py"
+    os.chown(path, 0, reference.stat().st_gid)
+    path.chmod(0o640)
 
-def response_bytes(reply: client.Response, version: str = "HTTP/1.1") -> int:
-    """Status line, headers and body as they crossed the wire (HTTP/1.1 framing; chunk markers aside)."""
-    head = f"{version} {reply.status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
-    return len(head) + 2 + len(reply.body)
+
+def nginx_workers(stack: Stack) -> Callable[[], set[int]]:
+    """The stack's nginx worker processes, read afresh (a reload replaces them)."""
+    assert stack.nginx_master is not None
+    master = stack.nginx_master.pid
+    return lambda: process_tree({master}) - {master}
 
 
-def wire_sizes(stack: Stack, paths: list[str]) -> list[tuple[str, int, int, str]]:
-    """(path, bytes without gzip, bytes with gzip, Content-Encoding sent) through the rendered nginx."""
-    rows = []
-    for path in paths:
-        plain = stack.fetch(path)
-        zipped = stack.fetch(path, headers={"Accept-Encoding": "gzip"})
-        if zipped.header("Content-Encoding") == "gzip":
-            assert gzip.decompress(zipped.body) == plain.body, path
-        rows.append((path, response_bytes(plain), response_bytes(zipped), zipped.header("Content-Encoding") or "-"))
-    return rows
+def app_workers(stack: Stack) -> Callable[[], set[int]]:
+    """The app's processes under supervisord: gunicorn's workers (its master aside) or uvicorn's processes."""
+    def found() -> set[int]:
+        web = set(stack.web_processes().values())
+        tree = process_tree(web)
+        children = tree - web
+        return children or web
+    return found
+
+
+def alone_workers(procs: list[subprocess.Popen]) -> Callable[[], set[int]]:
+    """Every process of an app server run outside supervisor."""
+    return lambda: process_tree({p.pid for p in procs})
+
+
+def hup_everything(stack: Stack) -> Callable[[], None]:
+    """What a deploy does: reload nginx and HUP gunicorn's master (new workers, old ones finish)."""
+    def act() -> None:
+        assert stack.nginx_master is not None
+        stack.nginx_master.send_signal(signal.SIGHUP)
+        for pid in stack.web_processes().values():
+            os.kill(pid, signal.SIGHUP)
+    return act
 
 
 # -- output
@@ -199,87 +273,221 @@ def wire_sizes(stack: Stack, paths: list[str]) -> list[tuple[str, int, int, str]
 def versions(site: Site, nginx_path: str) -> str:
     """Versions of what was measured."""
     nginx = subprocess.run([nginx_path, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
-    code = "import django, gunicorn, platform; print(django.get_version(), gunicorn.__version__, platform.python_version())"
-    django, gunicorn_version, python = subprocess.run([str(site.venv / "bin" / "python"), "-c", code],
-                                                      capture_output=True, text=True, check=True).stdout.split()
-    return (f"nginx {nginx}, gunicorn {gunicorn_version} ({WORKERS} sync workers), Django {django}, "
-            f"app Python {python}")
+    code = ("import django, gunicorn, uvicorn, platform; from importlib.metadata import version; "
+            "print(django.get_version(), gunicorn.__version__, uvicorn.__version__, version('whitenoise'), "
+            "platform.python_version())")
+    django, gunicorn, uvicorn, whitenoise, python = subprocess.run(
+        [str(site.venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
+    return (f"nginx {nginx}, gunicorn {gunicorn}, uvicorn {uvicorn}, Django {django}, WhiteNoise {whitenoise}, "
+            f"app Python {python}, wrk {wrk}")
 
 
-def print_table(results: list[Result], sizes: list[tuple[str, int, int, str]], header: list[str]) -> None:
-    """The figures, as a Markdown table the README can take as it is."""
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def summary(target: Target) -> dict[str, float]:
+    """The medians of a target's runs (errors summed)."""
+    runs = target.runs
+    busiest = [r.busiest for r in runs if r.busiest is not None]
+    return {"rate": median([r.rate for r in runs]), "p50": median([r.p50_ms for r in runs]),
+            "p99": median([r.p99_ms for r in runs]), "errors": sum(r.errors for r in runs),
+            "bad_status": sum(r.bad_status for r in runs),
+            "cpu": median([r.cpu_us for r in runs]), "busiest": median(busiest) if busiest else 0.0}
+
+
+def print_report(targets: list[Target], probes: dict[str, client.Response], header: list[str],
+                 ratios: list[tuple[str, str, str]]) -> None:
+    """The figures, as Markdown tables the README can take as they are."""
     for line in header:
         print(line)
     print()
-    print("| what | transport | req/s | p50 ms | p99 ms | errors |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for r in results:
-        print(f"| {r.target.label} | {r.target.scheme.upper()} | {r.rate:,.0f} | {r.p50_ms:.1f} | "
-              f"{r.p99_ms:.1f} | {r.errors} |")
+    print("| group | what | req/s (median) | each round | p50 ms | p99 ms | socket errors | non-2xx | server CPU µs/req "
+          "| busiest app process | Content-Encoding |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for t in targets:
+        s = summary(t)
+        rounds = " / ".join(f"{r.rate:,.0f}" for r in t.runs)
+        busiest = f"{s['busiest']:.0%}" if s["busiest"] else "-"
+        encoding = probes[t.label].header("Content-Encoding") or "identity"
+        print(f"| {t.group} | {t.label} | {s['rate']:,.0f} | {rounds} | {s['p50']:.2f} | {s['p99']:.2f} | "
+              f"{s['errors']} | {s['bad_status']} | {s['cpu']:,.0f} | {busiest} | {encoding} |")
     print()
-    print("| response through the rendered nginx | bytes, identity | bytes, gzip | saved |")
-    print("| --- | ---: | ---: | ---: |")
-    for path, plain, zipped, encoding in sizes:
-        saved = f"{1 - zipped / plain:.0%}" if encoding == "gzip" else "not compressed"
-        print(f"| `{path}` | {plain:,} | {zipped:,} | {saved} |")
-    print()
-    print("gzip comes from the rendered site (static files) or from the `gzip on;` (text/html only) of "
-          "Debian's stock nginx.conf, which the benchmark's nginx.conf keeps.")
+    by_label = {t.label: t for t in targets}
+    print("| ratio | median of the rounds' ratios | ratio of the medians | each round |")
+    print("| --- | ---: | ---: | --- |")
+    for name, top, bottom in ratios:
+        if top not in by_label or bottom not in by_label:
+            continue
+        a, b = by_label[top], by_label[bottom]
+        # Each round's two runs came minutes apart at most: the paired ratio is what load elsewhere
+        # on the machine disturbs least.
+        per_round = [x.rate / y.rate for x, y in zip(a.runs, b.runs) if y.rate]
+        print(f"| {name} | {median(per_round):.2f}x | {summary(a)['rate'] / max(summary(b)['rate'], 1e-9):.2f}x | "
+              + " / ".join(f"{r:.2f}" for r in per_round) + " |")
 
 
 # -- the run
 
-def run(host: Host, seconds: float, connections: int) -> None:
-    """Start the stack and the comparison servers, measure every row, stop everything."""
-    stack = launch(host, "gunicorn", pair=False)
-    extra: list[subprocess.Popen] = []
-    try:
-        site = stack.site
-        write_whitenoise_settings(site)
-        alone, whitenoise = free_port(), free_port()
-        extra += run_web_program(site, ("127.0.0.1", alone), "bench-gunicorn-alone")
-        extra += run_web_program(site, ("127.0.0.1", whitenoise), "bench-whitenoise",
-                                 env={"DJANGO_SETTINGS_MODULE": WHITENOISE_SETTINGS})
-        example = add_gunicorn_example(stack)
-        static = hashed_static(site)
-        https = site.ports.https
-        targets = [
-            Target("Django page: rendered nginx → gunicorn", "https", https, PAGE),
-            Target("Django page: gunicorn alone", "http", alone, PAGE),
-            Target("Django page: nginx shaped like gunicorn's examples/nginx.conf → gunicorn", "https", example, PAGE),
-            Target("static file: rendered nginx", "https", https, static),
-            Target("static file: Django + WhiteNoise on gunicorn alone", "http", whitenoise, static),
+@dataclass
+class Bench:
+    """The stacks and comparison servers one run starts, and its targets."""
+
+    host: Host
+    stacks: list[Stack] = field(default_factory=list)
+    extra: list[subprocess.Popen] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    ratios: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def start(self, kinds: list[str], app_server: dict) -> None:
+        """Every stack, its comparison servers and the targets on them."""
+        for number, kind in enumerate(kinds):
+            server, fields = KINDS[kind]
+            stack = launch(self.host, server, pair=False, app_server={**fields, **app_server_for(server, app_server)})
+            self.stacks.append(stack)
+            self.add_dynamic(kind, stack)
+            if number == 0:
+                self.add_static(stack)
+        if {"sync", "gthread"} <= set(kinds):
+            # The page is CPU-bound: threads add switching, not parallelism (one GIL per process).
+            self.ratios.append(("page, rendered nginx: sync / gthread", "sync: rendered nginx", "gthread: rendered nginx"))
+
+    def add_dynamic(self, kind: str, stack: Stack) -> None:
+        site, docs = stack.site, add_docs_server(stack)
+        alone = free_port()
+        procs = run_web_program(site, ("127.0.0.1", alone), f"bench-{kind}-alone")
+        self.extra += procs
+        rendered, shaped, bare = f"{kind}: rendered nginx", f"{kind}: gunicorn-docs nginx", f"{kind}: app server alone"
+        nginx, app = nginx_workers(stack), app_workers(stack)
+        self.targets += [
+            Target(kind, rendered, f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack, nginx, app),
+            Target(kind, shaped, f"https://{DOMAIN}:{docs}{PAGE}", stack, nginx, app),
+            Target(kind, bare, f"http://{DOMAIN}:{alone}{PAGE}", stack, alone_workers(procs), alone_workers(procs)),
         ]
-        for target in targets:
-            probe = client.fetch(target.scheme, DOMAIN, target.port, target.path, context=client.tls_context(site.cert))
-            assert probe.status == 200, f"{target.label}: {probe.status}"
-        results = [measure(t, site.cert, seconds, connections) for t in targets]
-        sizes = wire_sizes(stack, [PAGE, static, "/static/bulk.css"])
-        header = [f"Machine: {describe_machine()}.", f"Software: {versions(site, host.nginx)}.",
-                  f"Load: {connections} kept-alive connections from {min(os.cpu_count() or 1, connections)} "
-                  f"Python http.client processes on the same machine, {seconds:g} s per row after 1 s of warm-up, "
-                  "loopback; the client shares the CPUs, so treat the figures as relative."]
-        print_table(results, sizes, header)
-    finally:
-        for proc in extra:
-            proc.send_signal(signal.SIGTERM)
-        for proc in extra:
+        self.ratios += [(f"{kind} page: rendered / gunicorn-docs nginx", rendered, shaped),
+                        (f"{kind} page: rendered / app server alone", rendered, bare)]
+
+    def add_static(self, stack: Stack) -> None:
+        site = stack.site
+        sheet = add_stylesheet(site)
+        write_whitenoise_settings(site)
+        port = free_port()
+        procs = run_web_program(site, ("127.0.0.1", port), "bench-whitenoise",
+                                env={"DJANGO_SETTINGS_MODULE": WHITENOISE_SETTINGS})
+        self.extra += procs
+        docs = next(t.url for t in self.targets if t.stack is stack and "docs" in t.label).rsplit(":", 1)[1].split("/")[0]
+        nginx = nginx_workers(stack)
+        self.targets += [
+            Target("static", "stylesheet: rendered nginx", f"https://{DOMAIN}:{site.ports.https}{sheet}", stack, nginx),
+            Target("static", "stylesheet: bare alias location", f"https://{DOMAIN}:{docs}{sheet}", stack, nginx),
+            Target("static", "stylesheet: Django + WhiteNoise", f"http://{DOMAIN}:{port}{sheet}", stack,
+                   alone_workers(procs)),
+        ]
+        self.ratios = [("static: rendered / WhiteNoise", "stylesheet: rendered nginx", "stylesheet: Django + WhiteNoise"),
+                       ("static: rendered / bare alias", "stylesheet: rendered nginx", "stylesheet: bare alias location"),
+                       *self.ratios]
+
+    def add_reload_rows(self) -> None:
+        """The page while nginx reloads and gunicorn gets HUP every second (measured in the last round only)."""
+        for stack in self.stacks:
+            if stack.site.kind == "gunicorn":
+                kind = next(t.group for t in self.targets if t.stack is stack and t.group != "static")
+                self.targets.append(Target(f"{kind}", f"{kind}: rendered, reload every second",
+                                           f"https://{DOMAIN}:{stack.site.ports.https}{PAGE}", stack,
+                                           nginx_workers(stack), during=hup_everything(stack)))
+
+    def probe(self) -> dict[str, client.Response]:
+        """One request per target with the browser's Accept-Encoding: must be 200; its headers are shown."""
+        found = {}
+        for t in self.targets:
+            scheme, rest = t.url.split("://")
+            port, path = int(rest.split(":")[1].split("/")[0]), "/" + rest.split("/", 1)[1]
+            reply = client.fetch(scheme, DOMAIN, port, path, headers={"Accept-Encoding": ACCEPT_ENCODING},
+                                 context=client.tls_context(self.host.cert))
+            if reply.status != 200:
+                raise RuntimeError(f"{t.label}: {t.url} answered {reply.status}")
+            found[t.label] = reply
+        return found
+
+    def stop(self) -> None:
+        for proc in self.extra:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in self.extra:
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
-                proc.kill()
-        stack.stop()
+                os.killpg(proc.pid, signal.SIGKILL)
+        for stack in self.stacks:
+            stack.stop()
 
 
-def main() -> int:
+def app_server_for(server: str, overrides: dict) -> dict:
+    """--app-server settings that apply to this server kind (uvicorn refuses max_requests)."""
+    return {k: v for k, v in overrides.items() if not (server == "uvicorn" and k == "max_requests")}
+
+
+def run(host: Host, args: argparse.Namespace) -> None:
+    """Start everything, warm up, measure in interleaved rounds, print, stop everything."""
+    bench = Bench(host)
+    hosts = host.base / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost {DOMAIN}\n")
+    try:
+        bench.start(args.kinds, dict(args.app_server))
+        bench.add_reload_rows() if args.reload else None
+        probes = bench.probe()
+        regular = [t for t in bench.targets if t.during is None]
+        for t in regular:  # warm-up: imports, caches, TLS sessions
+            measure(t, hosts, 1, args.connections, args.threads)
+        for number in range(args.rounds):
+            shift = number % len(regular)
+            for t in regular[shift:] + regular[:shift]:
+                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads))
+        for t in bench.targets:
+            if t.during is not None:
+                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads))
+        site = bench.stacks[0].site
+        header = [f"Machine: {describe_machine()}.", f"Software: {versions(site, host.nginx)}.",
+                  f"Load: wrk, {args.connections} keep-alive connections on {args.threads} threads, "
+                  f"`Accept-Encoding: {ACCEPT_ENCODING}`, {args.seconds:g} s per run, {args.rounds} interleaved "
+                  f"rounds after 1 s of warm-up each, over loopback; {WORKERS} app workers per server "
+                  f"(gthread: {KINDS['gthread'][1]['threads']} threads), app_server overrides: "
+                  f"{dict(args.app_server) or 'none'}. wrk shares the CPUs: compare ratios, not rates."]
+        print_report(bench.targets, probes, header, bench.ratios)
+    finally:
+        bench.stop()
+
+
+def setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE for --app-server; the value as YAML reads it."""
+    import yaml
+
+    key, _, value = text.partition("=")
+    return key, yaml.safe_load(value)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
     """Check the host, build what is missing, run, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per row (default 5)")
-    parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
-    args = parser.parse_args()
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per run (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--kinds", type=lambda s: s.split(","), default=list(KINDS),
+                        help="worker classes, comma-separated (default sync,gthread,uvicorn)")
+    parser.add_argument("--app-server", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="an app_server field for every stack, e.g. max_requests=0 (repeatable)")
+    parser.add_argument("--no-reload", dest="reload", action="store_false", help="leave out the reload rows")
+    args = parser.parse_args(argv)
+    unknown = [k for k in args.kinds if k not in KINDS]
+    if unknown:
+        parser.error(f"unknown kind {unknown[0]!r}; choose from {', '.join(KINDS)}")
     tools = {name: shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}")
                                                 if os.path.exists(p)), None)
-             for name in ("nginx", "openssl", "systemd-tmpfiles")}
+             for name in ("nginx", "openssl", "systemd-tmpfiles", "unshare", "wrk")}
     missing = [name for name, path in tools.items() if path is None]
     if os.geteuid() != 0 or missing:
         print(f"bench.py needs root and {', '.join(tools)}; missing: {', '.join(missing) or 'root'}", file=sys.stderr)
@@ -294,7 +502,7 @@ def main() -> int:
     base.chmod(0o755)
     try:
         host = prepare_host(base, nginx=tools["nginx"], tmpfiles=tools["systemd-tmpfiles"], venv=venv)
-        run(host, args.seconds, args.connections)
+        run(host, args)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

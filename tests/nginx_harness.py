@@ -17,8 +17,10 @@ from scaffold.spec import Spec
 from scaffold.targets import nginx
 
 MIME_TYPES = Path("/etc/nginx/mime.types")
+# Debian's dynamic modules (brotli_static with static.brotli), loaded as its nginx.conf does.
+MODULES = Path("/etc/nginx/modules-enabled")
 WRAPPER = """\
-worker_processes auto;
+{modules}worker_processes auto;
 worker_rlimit_nofile 4096;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log;
@@ -69,14 +71,23 @@ def render_nginx(spec: Spec, out: Path) -> list[Path]:
     return written
 
 
-def write_wrapper(tmp: Path, includes: list[Path]) -> Path:
-    """An nginx.conf that includes *includes* in its http block, every runtime path under *tmp*."""
+def write_wrapper(tmp: Path, includes: list[Path], host_modules: bool = True) -> Path:
+    """An nginx.conf that includes *includes* in its http block, every runtime path under *tmp*.
+
+    *host_modules*: load this host's Debian dynamic modules, as its nginx.conf does (not for
+    another release's nginx binary, which cannot load modules built for this one).
+    """
     (tmp / "temp").mkdir(exist_ok=True)
     (tmp / "logs").mkdir(exist_ok=True)
     mime = f"    include {MIME_TYPES};\n" if MIME_TYPES.exists() else ""
     lines = "".join(f"    include {p};\n" for p in includes)
     conf = tmp / "nginx.conf"
-    conf.write_text(WRAPPER.format(tmp=tmp, mime=mime, includes=lines))
+    host_modules = host_modules and MODULES.is_dir()
+    modules = f"include {MODULES}/*.conf;\n" if host_modules else ""
+    if host_modules and not (tmp / "modules").exists():
+        # Debian's files load modules/NAME.so relative to the prefix, which is *tmp*.
+        (tmp / "modules").symlink_to(Path("/usr/share/nginx/modules").resolve())
+    conf.write_text(WRAPPER.format(tmp=tmp, mime=mime, includes=lines, modules=modules))
     return conf
 
 

@@ -817,7 +817,7 @@ def test_whitenoise_follows_security_middleware_and_stores_compressed_copies(loa
     base = ["django.middleware.security.SecurityMiddleware", "django.contrib.sessions.middleware.SessionMiddleware"]
     settings = load_settings(spec, MIDDLEWARE=base)
     assert settings["MIDDLEWARE"][2:] == [base[0], target.WHITENOISE_MIDDLEWARE, base[1]]
-    assert settings["STORAGES"]["staticfiles"] == {"BACKEND": target.WHITENOISE_STORAGE}
+    assert settings["STORAGES"]["staticfiles"] == {"BACKEND": target.STATIC_STORAGE}
     assert CASES["minimal"].static.server == "nginx"
     assert target.WHITENOISE_MIDDLEWARE not in load_settings(CASES["minimal"], MIDDLEWARE=base)["MIDDLEWARE"]
 

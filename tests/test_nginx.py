@@ -13,7 +13,7 @@ import nginx_harness as harness
 from scaffold.cli import app
 from scaffold.spec import Spec, validate_data
 from scaffold.targets import nginx
-from support import EXAMPLES, example_paths, require_tool
+from support import EXAMPLES, UNDER_CI, example_paths, require_tool
 
 # gixy-next findings accepted, by plugin name, each with the reason (also in the README). None.
 ACCEPTED_GIXY: dict[str, str] = {}
@@ -216,7 +216,8 @@ def test_upstream_method_precedes_servers_and_keepalive(tmp_path: Path, method: 
     upstream = find(site, "upstream")
     assert [u["args"] for u in upstream] == [["shop"]]
     names = [d["directive"] for d in upstream[0]["block"]]
-    assert names == ([] if first is None else [first[0]]) + ["server"] * 3 + ["keepalive", "keepalive_timeout"]
+    assert names == ([] if first is None else [first[0]]) + ["server"] * 3 + [
+        "keepalive", "keepalive_timeout", "keepalive_requests", "keepalive_time"]
     if first:
         assert upstream[0]["block"][0]["args"] == first[1:]
     assert args(upstream[0]["block"], "server") == [
@@ -234,6 +235,16 @@ def test_without_servers_nginx_proxies_to_the_local_socket(tmp_path: Path) -> No
     block = find(site, "upstream")[0]["block"]
     assert args(block, "server") == [["unix:/run/blog/app.sock"]]
     assert one(block, "keepalive") == ["16"]
+
+
+@pytest.mark.parametrize("version, keepalive_time", [("1.19.4", None), ("1.19.10", ["10s"]), ("1.22", ["10s"])])
+def test_upstream_connections_are_renewed_so_they_spread_over_workers(tmp_path: Path, version: str,
+                                                                      keepalive_time) -> None:
+    _, site = render(make_spec("minimal", {"nginx.version": version}), tmp_path)
+    block = find(site, "upstream")[0]["block"]
+    assert one(block, "keepalive_requests") == [str(nginx.UPSTREAM_KEEPALIVE_REQUESTS)]
+    assert int(nginx.UPSTREAM_KEEPALIVE_REQUESTS) < 1000  # nginx's default, which kept workers unevenly busy
+    assert (args(block, "keepalive_time") or [None])[0] == keepalive_time  # keepalive_time: nginx 1.19.10
 
 
 def test_app_server_keepalive_off_turns_upstream_keepalive_off(tmp_path: Path) -> None:
@@ -350,8 +361,12 @@ def test_static_and_media_locations(tmp_path: Path) -> None:
     assert one(static, "alias") == ["/srv/shop/static/"]  # trailing slashes match: gixy alias_traversal
     assert one(media, "alias") == ["/srv/shop/media/"]
     assert one(static, "gzip") == ["on"] and "text/css" in one(static, "gzip_types")
+    assert one(static, "gzip_static") == ["on"] and one(static, "gzip_vary") == ["on"]
+    assert one(static, "brotli_static") == ["on"]  # static.brotli
+    assert one(static, "expires") == ["1h"]
     hashed = [d for d in find(static, "location") if d["args"][0] == "~"]
-    assert one(hashed[0]["block"], "expires") == ["365d"]
+    assert one(hashed[0]["block"], "expires") == ["off"]
+    assert headers(hashed[0]["block"])["Cache-Control"] == ["public, max-age=31536000, immutable", "always"]
     assert not [d for d in walk(media) if d["directive"] in ("proxy_pass", "fastcgi_pass", "uwsgi_pass")]
     media_types = {d["directive"] for d in find(media, "types")[0]["block"]}
     assert "image/png" in media_types and not media_types & {"text/html", "image/svg+xml", "text/xml"}
@@ -359,7 +374,26 @@ def test_static_and_media_locations(tmp_path: Path) -> None:
     assert one(main, "client_max_body_size") == ["10m"]
     dotfiles = [d for d in find(main, "location") if d["args"][:1] == ["~"]]
     assert one(dotfiles[0]["block"], "deny") == ["all"]
-    assert not find(main, "gzip")  # no compression of dynamic pages (BREACH)
+
+
+
+def test_only_static_files_are_compressed(tmp_path: Path) -> None:
+    """Debian's nginx.conf says `gzip on;` in http{}: every server turns it off (BREACH), static turns it on."""
+    _, site = render(make_spec("full"), tmp_path)
+    for server in servers(site):
+        assert one(server, "gzip") == ["off"]
+        on = [d for d in walk(server) if d["directive"] in ("gzip", "gzip_static") and d["args"] != ["off"]]
+        main = server_for(site, "shop.example.com", 443)
+        assert on == ([] if server is not main else [*find(location(main, "/static/"), "gzip_static"),
+                                                     *find(location(main, "/static/"), "gzip")])
+
+
+@pytest.mark.parametrize("brotli", [False, True])
+def test_brotli_copies_are_served_when_the_spec_asks(tmp_path: Path, brotli: bool) -> None:
+    _, site = render(make_spec("minimal", {"static.brotli": brotli}), tmp_path)
+    static = location(server_for(site, "blog.example.org", 443), "/static/")
+    assert args(static, "brotli_static") == ([["on"]] if brotli else [])
+    assert not [d for d in walk(site) if d["directive"] == "brotli"]  # never compressed on the fly
 
 
 def test_logs_rate_limit_and_real_ip(tmp_path: Path) -> None:
@@ -374,7 +408,8 @@ def test_logs_rate_limit_and_real_ip(tmp_path: Path) -> None:
     assert not find(location(main, "/accounts/login/"), "allow")
     assert args(main, "set_real_ip_from") == [["192.0.2.10"], ["198.51.100.0/24"]]
     assert one(main, "real_ip_header") == ["X-Forwarded-For"]
-    assert one(main, "access_log") == ["/var/log/nginx/market.access.log", "market_timing"]
+    # Buffered, flushed within 5 s: far fewer writes, and `tail -f` still follows.
+    assert one(main, "access_log") == ["/var/log/nginx/market.access.log", "market_timing", "buffer=64k", "flush=5s"]
     assert one(main, "error_log") == ["/var/log/nginx/market.error.log"]
 
 
@@ -546,6 +581,8 @@ CASES = {
     "media-attachment": ("full", {"media.content_disposition": "attachment"}),
     "cdn-protected": ("full", {"static.url": "https://cdn.shop.example.net/static/", "media.protected": {},
                                "nginx.admin": {"allow": ["10.0.0.0/8"]}, "nginx.login_rate_limit": {}}),
+    "nginx-1.19.4": ("minimal", {"nginx.version": "1.19.4"}),
+    "no-brotli": ("full", {"static.brotli": False}),
 }
 
 
@@ -555,9 +592,20 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return harness.make_certificate(tmp_path_factory.mktemp("cert"))
 
 
+def require_brotli_module() -> None:
+    """Debian's brotli_static module, which nginx -t needs to read a static.brotli site."""
+    if not (harness.MODULES / "50-mod-http-brotli-static.conf").exists():
+        message = "nginx's brotli_static module is not installed (Debian: libnginx-mod-http-brotli-static)"
+        if UNDER_CI:
+            pytest.fail(f"{message} (CI=true: .ci/run must install it)")
+        pytest.skip(message)
+
+
 def check_with_tools(specs: list[Spec], tmp: Path, certificate: tuple[Path, Path]) -> None:
     """nginx -t (when the installed nginx reads this syntax) and gixy-next on the rendered sites."""
     nginx_bin, gixy_bin = require_tool("nginx"), require_tool("gixy", "pip install gixy-next")
+    if any(s.static.brotli for s in specs):
+        require_brotli_module()
     files: list[Path] = []
     for i, spec in enumerate(specs):
         default, site = harness.render_nginx(harness.localize(spec, tmp, *certificate), tmp / f"site{i}")
@@ -618,11 +666,12 @@ def test_newer_nginx_accepts(release: str, newer_builds, tmp_path: Path, certifi
     (name, argv), = builds.items()
     for case in NEWER_CASES[release]:
         example, changes = CASES[case]
-        spec = make_spec(example, {**changes, "nginx.version": name.split("/")[1]})
+        # The copied binary has no dynamic modules (brotli_static is one): static.brotli off.
+        spec = make_spec(example, {**changes, "nginx.version": name.split("/")[1], "static.brotli": False})
         out = tmp_path / case
         out.mkdir()
         files = harness.render_nginx(harness.localize(spec, out, *certificate), out / "site")
-        conf = harness.write_wrapper(out, files)
+        conf = harness.write_wrapper(out, files, host_modules=False)
         done = subprocess.run([*argv, "-t", "-c", str(conf), "-p", str(out)], capture_output=True,
                               text=True, timeout=60)
         assert done.returncode == 0, (case, done.stderr)

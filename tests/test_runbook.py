@@ -66,13 +66,14 @@ def test_secret_key_command_makes_a_strong_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("django", "app_server", "pip", "apt"), [
-    ({}, {}, ["gunicorn>=23"], []),
+    ({}, {}, ["gunicorn>=23", "whitenoise>=6.6"], []),
     ({"database": {"engine": "postgresql"}, "cache": {"backend": "redis"}}, {},
-     ["gunicorn>=23", "psycopg[binary]>=3.1", "redis>=5"], []),
+     ["gunicorn>=23", "psycopg[binary]>=3.1", "redis>=5", "whitenoise>=6.6"], []),
     ({"database": {"engine": "postgresql"}}, {"interface": "asgi"},
-     ["gunicorn>=23", "uvicorn-worker>=0.4", "uvicorn[standard]>=0.36", "psycopg[binary,pool]>=3.1"], []),
+     ["gunicorn>=23", "uvicorn-worker>=0.4", "uvicorn[standard]>=0.36", "psycopg[binary,pool]>=3.1",
+      "whitenoise>=6.6"], []),
     ({"database": {"engine": "mysql"}, "cache": {"backend": "memcached"}}, {"kind": "uvicorn", "workers": 2},
-     ["uvicorn[standard]>=0.36", "mysqlclient>=2.2", "pymemcache>=4"],
+     ["uvicorn[standard]>=0.36", "mysqlclient>=2.2", "pymemcache>=4", "whitenoise>=6.6"],
      ["python3-dev", "default-libmysqlclient-dev", "build-essential", "pkg-config"]),
 ], ids=["minimal", "postgresql-redis", "asgi-pool", "mysql-memcached"])
 def test_runbook_installs_the_drivers_and_websocket_library_the_settings_use(django, app_server, pip,
@@ -87,6 +88,19 @@ def test_runbook_installs_the_drivers_and_websocket_library_the_settings_use(dja
     assert [p for p in runbook.system_packages(spec) if p in runbook.MYSQL_BUILD_PACKAGES] == apt
     text = next(f.content for f in render_all(spec) if str(f.dest) == "INSTALL.md")
     assert " ".join(runbook.q(p) for p in pip) in text
+
+
+@pytest.mark.parametrize("brotli", [False, True])
+def test_runbook_installs_what_writes_and_serves_the_compressed_copies(brotli: bool) -> None:
+    from scaffold.spec import validate_data
+    from scaffold.targets import django as django_target, runbook
+
+    spec = validate_data({"version": 1, "name": "blog", "domain": "blog.example.org",
+                          "django": {"project": "blog"}, "static": {"brotli": brotli}})
+    # The settings' storage is WhiteNoise's; its brotli extra writes the .br copies brotli_static sends.
+    assert django_target.STATIC_STORAGE.startswith("whitenoise.")
+    assert ("whitenoise[brotli]>=6.6" if brotli else "whitenoise>=6.6") in runbook.app_server_packages(spec)
+    assert ("libnginx-mod-http-brotli-static" in runbook.system_packages(spec)) is brotli
 
 
 @pytest.mark.parametrize(("django", "postfix", "check"), [
@@ -164,7 +178,7 @@ def _runbook(spec) -> str:
 
 
 @pytest.mark.parametrize(("extra", "pip"), [
-    ({"static": {"server": "whitenoise"}}, ["whitenoise>=6"]),
+    ({"static": {"server": "whitenoise", "brotli": True}}, []),
     ({"django": {"error_tracking": {}}}, ["sentry-sdk>=2"]),
     ({"background": [{"name": "tasks", "preset": "db_worker"}]}, ["django-tasks-db>=0.13"]),
     ({"background": [{"name": "tasks", "command": "manage.py db_worker --interval 5"}]}, ["django-tasks-db>=0.13"]),
@@ -173,7 +187,8 @@ def test_runbook_installs_what_the_extras_import(extra, pip) -> None:
     from scaffold.targets import runbook
 
     spec = _spec(**extra)
-    assert runbook.app_server_packages(spec) == ["gunicorn>=23", *pip]
+    static = "whitenoise[brotli]>=6.6" if spec.static.brotli else "whitenoise>=6.6"  # the static storage's
+    assert runbook.app_server_packages(spec) == ["gunicorn>=23", static, *pip]
     text = _runbook(spec)
     assert ("'django-tasks>=0.12'" in text) is ("django-tasks-db>=0.13" in pip)  # the 5.2 backport, on 5.2 only
 

@@ -157,7 +157,7 @@ class AppServer(_Section):
     timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted (gunicorn's sync worker); gthread, ASGI and uvicorn requests are cut off by nginx after timeout + 5 s, and every SQL statement after django.database.statement_timeout (default: this).")
     graceful_timeout: whole(1, 600) = Field(30, description="Seconds workers get to finish requests on stop or reload (at most 600).")
     keepalive: whole(0, 3600) = Field(5, description="Seconds an idle connection from nginx stays open.")
-    max_requests: Count = Field(1000, description="gunicorn: restart a worker after this many requests (0 = never), with 10% jitter. Not used by uvicorn.")
+    max_requests: Count = Field(50000, description="gunicorn: restart a worker after this many requests (0 = never), with 10% jitter; each restart imports the app again. Not used by uvicorn.")
     trusted_proxies: Optional[list[TrustedNetwork]] = Field(None, description="Addresses nginx connects from; forwarded headers are trusted from these only. Default: loopback; required when upstream.servers lists other hosts.")
     stop_timeout: Optional[Seconds] = Field(None, description="Seconds the process manager waits after the stop signal before SIGKILL; must exceed graceful_timeout. Default: graceful_timeout + 10.")
     limit_concurrency: whole(1, 100000) = Field(1000, description="Connections one process serves at once, idle keep-alive ones included: uvicorn's limit_concurrency (more get 503), gunicorn gthread's worker_connections.")
@@ -219,6 +219,7 @@ class Static(_Section):
     url: StaticUrl = Field("/static/", description="STATIC_URL: a URL path starting and ending with '/', or an https:// URL of a CDN whose origin is this site (nginx serves the URL's path, with CORS for fonts).")
     root: Optional[AbsPath] = Field(None, description="STATIC_ROOT; nginx serves it. Default: /srv/<name>/static.")
     server: Literal["nginx", "whitenoise"] = Field("nginx", description="Who serves static files: nginx from root, or WhiteNoise in the app (nginx proxies the static path; for nginx hosts without the files).")
+    brotli: Flag = Field(False, description="Also write Brotli (.br) copies at collectstatic and serve them with brotli_static; needs Debian's libnginx-mod-http-brotli-static on the nginx host, which the runbook installs.")
 
 
 class ProtectedMedia(_Section):

@@ -29,6 +29,11 @@ OPTIONAL_FILE_SECRETS = frozenset({SENTRY_DSN})
 
 PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# Django's ManifestStaticFilesStorage (hashed names) that also writes a gzip copy of every file
+# worth compressing (and a Brotli one when the brotli package is importable) at collectstatic,
+# for nginx's gzip_static/brotli_static. Needs the whitenoise package in the app's venv (the
+# runbook installs it). With static.server whitenoise its middleware serves the same files.
+STATIC_STORAGE = "whitenoise.storage.CompressedManifestStaticFilesStorage"
 # Seconds an SMTP exchange may take, well below the app server's worker timeout.
 SMTP_TIMEOUT = 10
 # Django 6.1 raises ImproperlyConfigured when these sit beside MAILERS (django/conf/__init__.py,
@@ -68,9 +73,6 @@ HEALTH_CACHE_OPTIONS = {
 }
 SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
 WHITENOISE_MIDDLEWARE = "whitenoise.middleware.WhiteNoiseMiddleware"
-# WhiteNoise's docs: compressed copies and hashed names, so it can send far-future cache headers.
-WHITENOISE_STORAGE = "whitenoise.storage.CompressedManifestStaticFilesStorage"
-MANIFEST_STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
 FILE_STORAGE = "django.core.files.storage.FileSystemStorage"
 # django-tasks-db's README: the app, and the backend the db_worker command serves. Before Django
 # 6.0 the framework itself is the django-tasks backport (django-tasks-db's `compat` extra).
@@ -382,7 +384,7 @@ def file_settings(spec: Spec) -> list[Setting]:
         served += f"; browsers fetch it from {cdn}, whose origin is this site"
     storages: dict[str, Any] = {
         "default": {"BACKEND": FILE_STORAGE},
-        "staticfiles": {"BACKEND": WHITENOISE_STORAGE if whitenoise else MANIFEST_STORAGE},
+        "staticfiles": {"BACKEND": STATIC_STORAGE},
     }
     found = [
         Setting("STATIC_URL", spec.static.url),
@@ -402,7 +404,8 @@ def file_settings(spec: Spec) -> list[Setting]:
             Setting("PROTECTED_MEDIA_ROOT", protected.root, "the storage `protected` keeps its files here"),
         ]
     why = ("hashed, compressed copies let WhiteNoise send far-future cache headers" if whitenoise else
-           "hashed file names let nginx cache static files for long")
+           "hashed names nginx caches for a year, and .gz (and .br with the brotli package) copies "
+           "written by collectstatic for nginx's gzip_static")
     return [*found, Setting("STORAGES", storages, why + "; run collectstatic on each deploy")]
 
 

@@ -74,6 +74,19 @@ UNAVAILABLE_PAGE = ("<!doctype html><html lang=en><meta charset=utf-8><title>Tem
 MEDIA_CSP = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 # Where the site's own checks come from: curl on this host (INSTALL.md's checks).
 LOOPBACK_NETWORKS = ("127.0.0.1", "::1")
+# Upstream keep-alive connections are closed after this many requests or this long, and opened
+# again: a new connection goes to whichever app worker accepts first. Without that, connections
+# opened while one worker restarted (max_requests) stay with the others, which do most of the
+# work while the new worker idles (measured with tests/bench.py; nginx's default is 1000 and 1h).
+UPSTREAM_KEEPALIVE_REQUESTS = 100
+UPSTREAM_KEEPALIVE_TIME = "10s"
+KEEPALIVE_TIME_SINCE = (1, 19, 10)  # nginx CHANGES: upstream keepalive_time
+# Access log: written in 64 KiB blocks, at the latest 5 s after a line (nginx docs, access_log),
+# so `tail -f` lags by seconds and a busy site makes far fewer write() calls.
+ACCESS_LOG_BUFFER = "buffer=64k flush=5s"
+# ManifestStaticFilesStorage names (name.<12 hex>.ext) never change content.
+HASHED_NAME = r"\.[0-9a-f]{12}\.[A-Za-z0-9]+$"
+IMMUTABLE = '"public, max-age=31536000, immutable"'
 PROXY_READ_MARGIN = 5  # seconds beyond app_server.timeout (see read_timeout_reason)
 GZIP_TYPES = ("text/css", "text/javascript", "application/javascript", "application/json",
               "application/manifest+json", "image/svg+xml", "text/plain", "text/xml",
@@ -189,9 +202,11 @@ def site_context(spec: Spec) -> dict[str, object]:
 
 
 def static_context(spec: Spec) -> dict[str, object]:
-    """The static location: its path (a CDN's URL names this site's path too) and who serves it."""
+    """The static location: its path (a CDN's URL names this site's path too), who serves it,
+    precompressed copies and the caching of hashed names."""
     return {"url": static_origin(spec)[1], "alias": f"{spec.static.root}/",
-            "whitenoise": spec.static.server == "whitenoise"}
+            "whitenoise": spec.static.server == "whitenoise", "brotli": spec.static.brotli,
+            "hashed": HASHED_NAME, "immutable": IMMUTABLE}
 
 
 def static_cors(spec: Spec) -> Optional[dict[str, str]]:
@@ -265,6 +280,9 @@ def upstream_context(spec: Spec) -> dict[str, object]:
         "keepalive_off": keepalive == 0 and (grammar.nginx_syntax_version(spec.nginx.version)
                                              >= KEEPALIVE_DEFAULT_SINCE),
         "keepalive_timeout": keepalive_timeout(spec.app_server.keepalive),
+        "keepalive_requests": UPSTREAM_KEEPALIVE_REQUESTS,
+        "keepalive_time": (UPSTREAM_KEEPALIVE_TIME if grammar.nginx_syntax_version(spec.nginx.version)
+                           >= KEEPALIVE_TIME_SINCE else None),
     }
 
 
@@ -461,7 +479,8 @@ def rate_limit_context(spec: Spec) -> Optional[dict[str, object]]:
 def log_paths(spec: Spec) -> dict[str, str]:
     """Per-site access and error logs."""
     d = spec.paths.nginx_log_dir
-    return {"access": f"{d}/{spec.name}.access.log", "error": f"{d}/{spec.name}.error.log"}
+    return {"access": f"{d}/{spec.name}.access.log", "access_buffer": ACCESS_LOG_BUFFER,
+            "error": f"{d}/{spec.name}.error.log"}
 
 
 def quote(value: str) -> str:

@@ -37,12 +37,16 @@ ASGI_WORKER_PACKAGES = ["uvicorn-worker>=0.4", "uvicorn[standard]>=0.36"]
 # The client library each backend loads: Django's postgresql, mysql, redis and pymemcache backends.
 DATABASE_PACKAGES = {"postgresql": ["psycopg[binary]>=3.1"], "mysql": ["mysqlclient>=2.2"], "sqlite": []}
 POOLED_POSTGRESQL = ["psycopg[binary,pool]>=3.1"]
+# The static storage of the rendered settings (django.STATIC_STORAGE): .gz copies at collectstatic;
+# the brotli extra adds the .br copies static.brotli serves.
+STATIC_PACKAGES = {False: ["whitenoise>=6.6"], True: ["whitenoise[brotli]>=6.6"]}
+# Debian's brotli_static module for nginx (bookworm and later), with static.brotli.
+NGINX_BROTLI_PACKAGE = "libnginx-mod-http-brotli-static"
 CACHE_PACKAGES = {"redis": ["redis>=5"], "memcached": ["pymemcache>=4"], "locmem": []}
 # pm2 itself comes from the npm registry at a pinned version (pm2.PM2_VERSION); Debian's Node.js runs
 # it (pm2 7 needs Node 18 or newer: Debian 12 has 18, Ubuntu 24.04 has 18). logrotate rotates its logs.
 PM2_PACKAGES = ["nodejs", "npm", "logrotate"]
 PM2_PATH = "/usr/local/bin:/usr/bin:/bin"
-WHITENOISE_PACKAGES = ["whitenoise>=6"]
 SENTRY_PACKAGES = ["sentry-sdk>=2"]
 TASKS_PACKAGES = ["django-tasks-db>=0.13"]
 # django-tasks-db on Django 5.2 needs the tasks framework's backport (its `compat` extra, which
@@ -73,6 +77,7 @@ def context(spec: Spec) -> dict[str, Any]:
         "manage_py": q(f"{d.root}/manage.py"), "python": q(f"{d.venv}/bin/python"),
         "pip_packages": " ".join(q(p) for p in app_server_packages(spec)),
         "tasks_backport": q(TASKS_BACKPORT) if any(is_db_worker(b) for b in spec.background) else None,
+        "static_root": q(spec.static.root), "brotli": spec.static.brotli,
         "directories": directories(spec), "sqlite": sqlite_file(spec), "installs": rendered_installs(spec),
         "executables": sorted({q(p.argv[0]) for p in programs(spec)}),
         "secrets": [(name, q(path)) for name, path in secret_files(spec).items()],
@@ -109,6 +114,8 @@ def system_packages(spec: Spec) -> list[str]:
         found.append("certbot")
     if spec.django.database is not None and spec.django.database.engine == "mysql":
         found += MYSQL_BUILD_PACKAGES
+    if spec.static.brotli:
+        found.append(NGINX_BROTLI_PACKAGE)
     return found
 
 
@@ -122,8 +129,7 @@ def app_server_packages(spec: Spec) -> list[str]:
         found += POOLED_POSTGRESQL if django_target.uses_pool(spec) else DATABASE_PACKAGES[db.engine]
     if cache is not None:
         found += CACHE_PACKAGES[cache.backend]
-    if spec.static.server == "whitenoise":
-        found += WHITENOISE_PACKAGES
+    found += STATIC_PACKAGES[spec.static.brotli]  # the static storage, also with static.server whitenoise
     if spec.django.error_tracking is not None:
         found += SENTRY_PACKAGES
     if any(is_db_worker(b) for b in spec.background):

@@ -11,16 +11,16 @@ import socket
 import subprocess
 from pathlib import Path
 
-from scaffold.targets.runbook import APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES
+from scaffold.targets.runbook import APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, STATIC_PACKAGES
 
 APP_USER = "djdeploy-live"
 # pyenv's Pythons live under /root (mode 0700), out of the app user's reach; the app runs on the system Python,
 # as it would in production. Debian 12's python3 is 3.11, which Django 5.2 supports.
 SYSTEM_PYTHON = "/usr/bin/python3"
-# The app servers as the runbook installs them (uvicorn with its WebSocket library), Django, WhiteNoise
-# for the benchmark.
+# The app servers as the runbook installs them (uvicorn with its WebSocket library), Django, and the
+# settings' static storage with Brotli (WhiteNoise's, whose middleware the benchmark also runs).
 APP_PACKAGES = ("django>=5.2,<6", *APP_SERVER_PACKAGES["gunicorn"], *APP_SERVER_PACKAGES["uvicorn"],
-                *ASGI_WORKER_PACKAGES, "whitenoise>=6")
+                *ASGI_WORKER_PACKAGES, *STATIC_PACKAGES[True])
 VENV_HOME = Path(os.environ.get("DJDEPLOY_LIVE_VENV_HOME", "/var/tmp/djdeploy-live"))
 
 

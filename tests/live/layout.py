@@ -36,6 +36,9 @@ PROJECT = "testsite"
 NGINX_USER = "www-data"  # Debian's nginx workers, and the spec's default app_server.socket_group
 WORKERS = 2
 RECYCLE_AFTER = 100  # app_server.max_requests of the recycling stack: any machine gets there within seconds
+# Debian's brotli_static module, loaded by the host's nginx.conf: the site serves .br copies when it is there.
+BROTLI_MODULE = Path("/etc/nginx/modules-enabled/50-mod-http-brotli-static.conf")
+HAS_BROTLI = BROTLI_MODULE.exists()
 DJPROJECT = Path(__file__).resolve().parents[1] / "djproject"
 REPO = Path(__file__).resolve().parents[2]
 SECRET_KEY = secrets.token_urlsafe(48)  # throwaway, per run
@@ -135,7 +138,8 @@ def spec_data(site: Site) -> dict:
         "app_server": {"kind": site.kind, "workers": WORKERS, "graceful_timeout": 10, **site.app_server},
         "tls": {"mode": "files", "certificate": str(site.cert), "certificate_key": str(site.key)},
         # Static files on a CDN whose origin is this nginx (browsers would fetch them from CDN_HOST).
-        "static": {"root": str(site.static), "url": f"https://{CDN_HOST}/static/", "server": site.static_server},
+        "static": {"root": str(site.static), "url": f"https://{CDN_HOST}/static/", "server": site.static_server,
+                   "brotli": HAS_BROTLI},
         "media": {"root": str(site.media), "protected": {"url": PROTECTED_URL, "root": str(site.protected)}},
         "nginx": {"http_port": site.ports.http, "https_port": site.ports.https, "ipv6": site.ipv6,
                   "admin": {"allow": [ADMIN_NETWORK]}, "login_rate_limit": {"rate": "60r/m", "burst": 20}},

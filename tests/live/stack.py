@@ -25,7 +25,7 @@ from typing import Optional, TypeVar
 
 from live import client
 from live.host import APP_USER, free_ports, has_ipv6_loopback, make_certificate
-from live.layout import (ALIAS, DOMAIN, NGINX_USER, Ports, Site, install_site, read_web_program, render_site,
+from live.layout import (ALIAS, DOMAIN, Ports, Site, install_site, read_web_program, render_site,
                          rendered_files)
 
 T = TypeVar("T")
@@ -79,23 +79,45 @@ files = {site.etc}/supervisor/conf.d/*.conf
 """
 
 
+DEBIAN_NGINX_CONF = Path("/etc/nginx/nginx.conf")
+
+
 def nginx_conf(site: Site) -> str:
-    """Debian 12's /etc/nginx/nginx.conf, paths moved into the temporary tree, including the rendered files."""
+    """The host's own /etc/nginx/nginx.conf (Debian's, with its `gzip on;` and modules), its paths moved
+    into the temporary tree and its site includes pointed at the rendered files; a copy of Debian 12's
+    when the host has none."""
     prefix = site.base / "nginx"
-    temp = "\n".join(f"    {kind}_temp_path {prefix}/temp/{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""\
-user {NGINX_USER};
+    text = DEBIAN_NGINX_CONF.read_text() if DEBIAN_NGINX_CONF.exists() else DEBIAN_12_NGINX_CONF
+    temp = "".join(f"\n    {kind}_temp_path {prefix}/temp/{kind};"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    replacements = [
+        (r"^pid\s+\S+;", f"pid {prefix}/nginx.pid;\ndaemon off;"),
+        (r"^error_log\s+\S+;", f"error_log {site.nginx_log}/error.log;"),
+        (r"^(\s*)access_log\s+\S+;", rf"\g<1>access_log {site.nginx_log}/access.log;"),
+        (r"^(\s*)include\s+/etc/nginx/conf\.d/\*\.conf;", rf"\g<1>include {prefix}/conf.d/*.conf;"),
+        (r"^\s*include\s+/etc/nginx/sites-enabled/\*;\n", ""),
+        (r"^http\s*\{", "http {" + temp),
+    ]
+    for pattern, replacement in replacements:
+        text, count = re.subn(pattern, replacement, text, count=1, flags=re.M)
+        if count != 1:
+            raise RuntimeError(f"{DEBIAN_NGINX_CONF}: no line matching {pattern!r} to move into the test tree")
+    return text
+
+
+# Debian 12's /etc/nginx/nginx.conf, comments left out.
+DEBIAN_12_NGINX_CONF = """\
+user www-data;
 worker_processes auto;
-pid {prefix}/nginx.pid;
-error_log {site.nginx_log}/error.log;
-daemon off;
+pid /run/nginx.pid;
+error_log /var/log/nginx/error.log;
+include /etc/nginx/modules-enabled/*.conf;
 
-events {{
+events {
     worker_connections 768;
-}}
+}
 
-http {{
+http {
     sendfile on;
     tcp_nopush on;
     types_hash_max_size 2048;
@@ -103,12 +125,19 @@ http {{
     default_type application/octet-stream;
     ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
     ssl_prefer_server_ciphers on;
-    access_log {site.nginx_log}/access.log;
+    access_log /var/log/nginx/access.log;
     gzip on;
-{temp}
-    include {prefix}/conf.d/*.conf;
-}}
+    include /etc/nginx/conf.d/*.conf;
+    include /etc/nginx/sites-enabled/*;
+}
 """
+
+
+def link_modules(prefix: Path) -> None:
+    """Debian's modules-enabled files load `modules/NAME.so` relative to nginx's prefix: give *prefix* that folder."""
+    modules = Path("/usr/share/nginx/modules")
+    if modules.exists() and not (prefix / "modules").exists():
+        (prefix / "modules").symlink_to(modules.resolve())
 
 
 def install_wrappers(site: Site) -> None:
@@ -118,6 +147,7 @@ def install_wrappers(site: Site) -> None:
     prefix = site.base / "nginx"
     (prefix / "conf.d").mkdir(parents=True, exist_ok=True)
     (prefix / "temp").mkdir(exist_ok=True)
+    link_modules(prefix)
     (prefix / "nginx.conf").write_text(nginx_conf(site))
     for path in rendered_files(site, "nginx"):
         (prefix / "conf.d" / path.name).write_text(listen_on_loopback(path.read_text()))

@@ -9,8 +9,10 @@ import re
 
 import pytest
 
-from live.layout import BULK_CSS, MEDIA_FILES, SECRET_OUTSIDE, SECRET_OUTSIDE_TEXT, STATIC_ONLY, bulk_css
-from live.stack import Stack, assert_app_never_saw, probe_marker
+from support import UNDER_CI
+from live.layout import (BROTLI_MODULE, BULK_CSS, HAS_BROTLI, MEDIA_FILES, NAME, SECRET_OUTSIDE, SECRET_OUTSIDE_TEXT,
+                         STATIC_ONLY, bulk_css)
+from live.stack import Stack, assert_app_never_saw, probe_marker, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -52,6 +54,51 @@ def test_static_files_are_gzipped_for_clients_that_ask(stack: Stack) -> None:
     assert "accept-encoding" in (zipped.header("Vary") or "").lower()
     assert plain.header("Content-Encoding") is None
     assert plain.body.decode() == bulk_css()
+
+
+@pytest.mark.parametrize("hashed", [True, False], ids=["hashed", "unhashed"])
+def test_collected_files_are_sent_as_the_copies_collectstatic_compressed(stack: Stack, hashed: bool) -> None:
+    name = hashed_name(stack, "css/site.css") if hashed else "css/site.css"
+    copy = stack.site.static / f"{name}.gz"
+    assert copy.exists(), "collectstatic (the settings' storage) wrote no .gz copy"
+    reply = stack.fetch(f"/static/{name}", headers={"Accept-Encoding": "gzip"})
+    assert reply.status == 200 and reply.header("Content-Encoding") == "gzip"
+    assert reply.body == copy.read_bytes()  # gzip_static: the file on disk, not nginx's own compression
+    assert gzip.decompress(reply.body) == (stack.site.app / "assets" / "css" / "site.css").read_bytes()
+    assert "accept-encoding" in (reply.header("Vary") or "").lower()
+    cache = reply.header("Cache-Control") or ""
+    assert ("immutable" in cache) is hashed, cache
+    assert max_age(cache) == (365 * 86400 if hashed else 3600), cache
+    assert reply.header("X-Content-Type-Options") == "nosniff"  # the location's add_header kept them
+    assert reply.header("Strict-Transport-Security")
+
+
+def test_brotli_copies_are_sent_to_clients_that_accept_them(stack: Stack) -> None:
+    if not HAS_BROTLI:
+        message = f"nginx's brotli_static module is not installed ({BROTLI_MODULE}; libnginx-mod-http-brotli-static)"
+        pytest.fail(f"{message} (CI=true: .ci/run installs it)") if UNDER_CI else pytest.skip(message)
+    name = hashed_name(stack, "css/site.css")
+    reply = stack.fetch(f"/static/{name}", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert reply.status == 200 and reply.header("Content-Encoding") == "br"
+    assert reply.body == (stack.site.static / f"{name}.br").read_bytes()
+    assert "immutable" in (reply.header("Cache-Control") or "")
+
+
+def test_pages_are_never_compressed_although_debians_nginx_conf_says_gzip_on(stack: Stack) -> None:
+    """BREACH: a compressed page that reflects input beside a secret leaks the secret."""
+    conf = (stack.site.base / "nginx" / "nginx.conf").read_text()
+    assert re.search(r"^\s*gzip on;", conf, re.M), "the host's nginx.conf turns gzip on in http{}"
+    # text/html: the one type Debian's `gzip on;` compresses (its gzip_types is left at the default).
+    reply = stack.fetch("/page/", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert reply.status == 200 and (reply.header("Content-Type") or "").startswith("text/html") and len(reply.body) > 256
+    assert reply.header("Content-Encoding") is None
+
+
+def test_the_buffered_access_log_is_written_within_seconds(stack: Stack) -> None:
+    marker = probe_marker()
+    assert stack.fetch(f"/whoami/?{marker}").status == 200
+    log = stack.site.nginx_log / f"{NAME}.access.log"
+    wait_for(lambda: log.exists() and marker in log.read_text(), 15, "the request in nginx's access log")
 
 
 @pytest.mark.parametrize("name", sorted(MEDIA_FILES))

@@ -40,10 +40,10 @@ graceful_timeout = 20
 keepalive = 5
 
 # recycle a worker after this many requests (0 = never)
-max_requests = 1000
+max_requests = 50000
 
 # so workers do not all restart at once
-max_requests_jitter = 100
+max_requests_jitter = 5000
 
 # heartbeat files on tmpfs, never on a disk
 worker_tmp_dir = '/run/market'

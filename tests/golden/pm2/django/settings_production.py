@@ -295,10 +295,11 @@ STATIC_ROOT = '/srv/board/static'
 MEDIA_URL = '/media/'
 # nginx serves this directory at MEDIA_URL, never runs it
 MEDIA_ROOT = '/srv/board/media'
-# hashed file names let nginx cache static files for long; run collectstatic on each deploy
+# hashed names nginx caches for a year, and .gz (and .br with the brotli package) copies written by
+# collectstatic for nginx's gzip_static; run collectstatic on each deploy
 STORAGES = {
     'default': {'BACKEND': 'django.core.files.storage.FileSystemStorage'},
-    'staticfiles': {'BACKEND': 'django.contrib.staticfiles.storage.ManifestStaticFilesStorage'},
+    'staticfiles': {'BACKEND': 'whitenoise.storage.CompressedManifestStaticFilesStorage'},
 }
 
 # Mail
