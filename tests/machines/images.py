@@ -34,8 +34,6 @@ RUNBOOK_PACKAGES = ("python3", "python3-venv", "nginx", "curl", "postfix")
 WHEELS = (*APP_PACKAGES, "uvicorn-worker>=0.4")
 WHEELHOUSE = "/var/cache/djdeploy-wheels"
 HOST_CA = Path("/usr/local/share/ca-certificates")
-# Debian's own release names for the three nginx series the tests use.
-NGINX_OF_SUITE = {"bookworm": "1.22", "trixie": "1.26", "sid": None}
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import shutil
 import signal
 import subprocess
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -48,10 +48,14 @@ def close_everything() -> None:
 atexit.register(close_everything)
 
 
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def exit_on_sigterm() -> None:
     """Make SIGTERM an ordinary exit, so finally blocks and the atexit hook clean up."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(SystemExit(128 + signum)))
+        signal.signal(signal.SIGTERM, _exit)
 
 
 class MachineError(Exception):
@@ -116,7 +120,7 @@ def network_namespace(name: str) -> Iterator[None]:
 
     Sockets keep the namespace they were made in; the thread returns to its own afterwards.
     """
-    with open(f"/proc/thread-self/ns/net") as own, open(f"/run/netns/{name}") as target:
+    with open("/proc/thread-self/ns/net") as own, open(f"/run/netns/{name}") as target:
         if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns into {name}")
         try:
