@@ -1,4 +1,4 @@
-"""HTTP and HTTPS clients that connect to a loopback address while naming a site by SNI and Host."""
+"""HTTP and HTTPS clients that connect to loopback (or a test machine, `server`) while naming a site by SNI and Host."""
 
 from __future__ import annotations
 
