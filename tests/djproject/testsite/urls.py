@@ -10,5 +10,7 @@ urlpatterns = [
     path("page/", views.page),
     path("slow/", views.slow),
     path("download/<str:name>", views.download),
+    path("upload/", views.upload),
+    path("remember/", views.remember),
     path("admin/", admin.site.urls),
 ]
