@@ -379,6 +379,7 @@ CASES = {
     "minimal": ("minimal", {}),
     "asgi-both": ("asgi-both", {}),
     "uvicorn-systemd": ("uvicorn-systemd", {}),
+    "fleet": ("fleet", {}),
     "modern": ("full", {"tls.profile": "modern"}),
     "round-robin": ("full", {"upstream.method": "round_robin"}),
     "ip-hash": ("full", {"upstream.method": "ip_hash", "upstream.servers": list(NO_BACKUP)}),
