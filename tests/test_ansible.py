@@ -217,3 +217,16 @@ def test_drain_marks_only_this_host_down_once(tmp_path: Path) -> None:
                        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n")
     tested = subprocess.run([nginx, "-t", "-q", "-c", str(wrapper)], capture_output=True, text=True)
     assert tested.returncode == 0, tested.stderr
+
+
+def test_runbook_puts_each_part_on_its_hosts() -> None:
+    """By hand too: nginx and certbot only on the nginx hosts, the firewall table on the app hosts."""
+    text = _files("full")["INSTALL.md"]
+    assert "apt-get install -y python3 python3-venv curl supervisor nftables\n" in text
+    assert "apt-get install -y nginx curl\n" in text
+    assert "nft -c -f /etc/nftables.d/shop.nft && nft -f /etc/nftables.d/shop.nft\n" in text
+    assert "tar -C /srv/shop/static --no-same-owner -xf -" in text
+    assert "-H 'X-Forwarded-Proto: https' http://10.0.0.12:8000/\n" in text
+    assert "http://127.0.0.1:8000/" not in text   # the app admits nginx only
+    single = _files("minimal")["INSTALL.md"]
+    assert "nftables" not in single and "On each nginx host" not in single

@@ -157,7 +157,7 @@ def fleet_vars(spec: Spec) -> dict[str, Any]:
         "djdeploy_user": d.user, "djdeploy_group": d.group, "djdeploy_socket_group": spec.app_server.socket_group,
         "djdeploy_home": str(PurePosixPath(d.root or "").parent), "djdeploy_root": d.root, "djdeploy_venv": d.venv,
         "djdeploy_process_manager": "systemd" if spec.process_manager == "both" else spec.process_manager,
-        "djdeploy_lb_packages": lb_packages(spec), "djdeploy_app_packages": app_packages(spec),
+        "djdeploy_lb_packages": runbook.lb_packages(spec), "djdeploy_app_packages": runbook.app_packages(spec),
         "djdeploy_pip_packages": runbook.app_server_packages(spec),
         "djdeploy_postfix": d.email_relay == "postfix",
         "djdeploy_app_directories": app_directories(spec),
@@ -177,19 +177,6 @@ def fleet_vars(spec: Spec) -> dict[str, Any]:
         "djdeploy_stage_dir": f"/var/lib/djdeploy/{spec.name}",
         "djdeploy_answer_headers": {"Host": spec.domain, "X-Forwarded-Proto": "https"},
     }
-
-
-def lb_packages(spec: Spec) -> list[str]:
-    """The nginx hosts': nginx, curl for checks, certbot for Let's Encrypt."""
-    return ["nginx", "curl", *(["certbot"] if spec.tls.mode == "letsencrypt" else [])]
-
-
-def app_packages(spec: Spec) -> list[str]:
-    """The app hosts': what the runbook installs there, without nginx and certbot."""
-    found = [p for p in runbook.system_packages(spec) if p not in ("nginx", "certbot")]
-    if firewall.jobs(spec):
-        found.append("nftables")
-    return found
 
 
 def app_directories(spec: Spec) -> list[dict[str, str]]:
