@@ -9,6 +9,8 @@ import json
 import os
 import socket
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -17,6 +19,18 @@ LOOPBACK = "127.0.0.1"
 # A loopback address that is neither nginx's (127.0.0.1) nor a trusted proxy's: a client's own.
 CLIENT = "127.0.0.3"
 FORGED = "203.0.113.9"  # TEST-NET-3 (RFC 5737): what a lying client claims to be
+_server = LOOPBACK  # where every connection goes: loopback, or a test machine's address (`server`)
+
+
+@contextmanager
+def server(address: str) -> Iterator[None]:
+    """Send every connection made in the block to *address* instead of loopback (a test machine)."""
+    global _server
+    previous, _server = _server, address
+    try:
+        yield
+    finally:
+        _server = previous
 
 
 @dataclass(frozen=True)
@@ -49,9 +63,9 @@ def tls_context(cafile: Optional[Path]) -> ssl.SSLContext:
 class PinnedHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS to a fixed address; the connection's host is used only for SNI, the certificate check and Host."""
 
-    def __init__(self, name: str, port: int, *, address: str = LOOPBACK, **kwargs: Any) -> None:
+    def __init__(self, name: str, port: int, *, address: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(name, port, **kwargs)
-        self._address = address
+        self._address = address or _server
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout, self.source_address)
@@ -61,9 +75,9 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
 class PinnedHTTPConnection(http.client.HTTPConnection):
     """Plain HTTP to a fixed address, naming the site only in the Host header."""
 
-    def __init__(self, name: str, port: int, *, address: str = LOOPBACK, **kwargs: Any) -> None:
+    def __init__(self, name: str, port: int, *, address: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(name, port, **kwargs)
-        self._address = address
+        self._address = address or _server
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self._address, self.port), self.timeout, self.source_address)
@@ -101,7 +115,7 @@ def fetch(scheme: str, name: str, port: int, path: str = "/", *, headers: Option
 def exchange_raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
     """Send *data* on a plain TCP connection and return every byte received until the server closes."""
     received = b""
-    with socket.create_connection((LOOPBACK, port), timeout) as sock:
+    with socket.create_connection((_server, port), timeout) as sock:
         sock.sendall(data)
         while chunk := sock.recv(65536):
             received += chunk
@@ -110,7 +124,7 @@ def exchange_raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
 
 def handshake(port: int, sni: Optional[str], *, timeout: float = 5.0) -> str:
     """Complete a TLS handshake with *sni* (None sends none); return the negotiated version or raise SSLError."""
-    with socket.create_connection((LOOPBACK, port), timeout) as sock:
+    with socket.create_connection((_server, port), timeout) as sock:
         with tls_context(None).wrap_socket(sock, server_hostname=sni) as tls:
             return tls.version() or ""
 
@@ -139,7 +153,7 @@ class WebSocket:
 
     def __init__(self, port: int, name: str, path: str, *, context: ssl.SSLContext, timeout: float = 10.0) -> None:
         self.key = base64.b64encode(os.urandom(16)).decode()
-        raw = socket.create_connection((LOOPBACK, port), timeout)
+        raw = socket.create_connection((_server, port), timeout)
         self.tls = context.wrap_socket(raw, server_hostname=name)
         self.buffer = b""
         self.tls.sendall((f"GET {path} HTTP/1.1\r\nHost: {name}\r\nUpgrade: websocket\r\n"

@@ -9,5 +9,7 @@ urlpatterns = [
     path("whoami/", views.whoami),
     path("page/", views.page),
     path("slow/", views.slow),
+    path("upload/", views.upload),
+    path("remember/", views.remember),
     path("admin/", admin.site.urls),
 ]

@@ -3,7 +3,13 @@
 import os
 import time
 
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from testsite.release import RELEASE
 
 
 def whoami(request):
@@ -17,6 +23,7 @@ def whoami(request):
             "x_forwarded_for": request.META.get("HTTP_X_FORWARDED_FOR"),
             "pid": os.getpid(),
             "server_port": request.META.get("SERVER_PORT"),
+            "release": RELEASE,
         }
     )
 
@@ -32,3 +39,20 @@ def slow(request):
     seconds = min(float(request.GET.get("seconds", "1")), 30.0)
     time.sleep(seconds)
     return JsonResponse({"slept": seconds, "pid": os.getpid()})
+
+
+@csrf_exempt
+def upload(request):
+    """Save the POSTed body as an upload under MEDIA_ROOT; answer with its stored name and URL."""
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    name = default_storage.save(request.GET.get("name", "upload.bin"), ContentFile(request.body))
+    return JsonResponse({"name": name, "url": default_storage.url(name)})
+
+
+def remember(request):
+    """Write a row to the database (a new session) and say its key: the app can write its database."""
+    session = SessionStore()
+    session["seen"] = True
+    session.save()
+    return JsonResponse({"session": session.session_key})

@@ -1,0 +1,157 @@
+"""Debian root filesystems for the machines, built with debootstrap and cached between runs.
+
+An image is a directory tree under ``CACHE`` named after its suite and a hash of everything that
+goes into it (suite, package lists, wheel list, build steps' version), so a changed list builds a
+new image and an unchanged one is reused. Builds happen in a scratch directory that is renamed
+into place when complete, under a lock, so two runs never build the same image twice or see half
+of one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from live.host import APP_PACKAGES
+
+CACHE = Path(os.environ.get("DJDEPLOY_TESTBED_CACHE", "/var/cache/djdeploy-testbed"))
+MIRROR = "http://deb.debian.org/debian"
+BUILD_STEPS = "4"  # bump when the build steps below change in a way the lists do not show
+
+# What a booted host needs, and what the rendered runbook's step 1 installs (so it finds them
+# installed: the machines have no route to the archive). --variant=minbase, no recommends.
+BOOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "ca-certificates", "openssl")
+RUNBOOK_PACKAGES = ("python3", "python3-venv", "nginx", "curl", "postfix")
+# The package lists are kept, so the runbook's `apt-get update` fetches only what changed since.
+# The rendered runbook's step 3 installs these with pip; they are kept in the image as wheels
+# (pip's find-links), since the machines cannot reach a package index. Not pip itself: the
+# runbook's `pip install --upgrade pip` then keeps the venv's own, as it does offline.
+WHEELS = (*APP_PACKAGES, "uvicorn-worker>=0.4")
+WHEELHOUSE = "/var/cache/djdeploy-wheels"
+HOST_CA = Path("/usr/local/share/ca-certificates")
+# Debian's own release names for the three nginx series the tests use.
+NGINX_OF_SUITE = {"bookworm": "1.22", "trixie": "1.26", "sid": None}
+
+
+@dataclass(frozen=True)
+class Image:
+    """One root filesystem: a Debian *suite* with *packages*; *bootable* images also get wheels."""
+
+    suite: str
+    packages: tuple[str, ...]
+    bootable: bool
+    wheels: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        text = "\n".join((BUILD_STEPS, self.suite, *sorted(self.packages), "--", *self.wheels))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def root(self) -> Path:
+        return CACHE / f"{self.suite}-{self.key}"
+
+
+def host_image(suite: str) -> Image:
+    """A bootable app host: systemd, nginx, Python and the runbook's packages and wheels."""
+    return Image(suite, BOOT_PACKAGES + RUNBOOK_PACKAGES, bootable=True, wheels=WHEELS)
+
+
+def nginx_image(suite: str) -> Image:
+    """A chroot that can run `nginx -t` (the host image where there is one: it has the same nginx)."""
+    if suite in ("bookworm", "trixie"):
+        return host_image(suite)
+    return Image(suite, ("nginx", "openssl"), bootable=False)
+
+
+class ImageBuildError(Exception):
+    """debootstrap or a build step failed; the message says which, with its output."""
+
+
+def ensure_image(image: Image) -> Path:
+    """The image's root, built first if it is not cached."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (image.root / ".complete").exists():
+            build(image)
+    return image.root / "root"
+
+
+def build(image: Image) -> None:
+    """debootstrap into a scratch directory, finish it, and move it into place."""
+    scratch = CACHE / f".build-{image.suite}-{image.key}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(image.root, ignore_errors=True)
+    root = scratch / "root"
+    root.mkdir(parents=True)
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(image.packages)}", image.suite,
+         str(root), MIRROR], "debootstrap", timeout=900)
+    if image.bootable:
+        finish_host(image, root)
+    (scratch / ".complete").write_text("\n".join(image.packages) + "\n")
+    scratch.rename(image.root)
+
+
+def finish_host(image: Image, root: Path) -> None:
+    """Trust the host's CA (its HTTPS egress goes through a proxy), keep things small, add wheels."""
+    for cert in HOST_CA.glob("*.crt"):
+        shutil.copy(cert, root / "usr/local/share/ca-certificates" / cert.name)
+    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+    (root / "etc/machine-id").write_text("")  # each boot makes its own
+    (root / "etc/apt/apt.conf.d/90djdeploy-testbed").write_text(
+        'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n')
+    journald = root / "etc/systemd/journald.conf.d"
+    journald.mkdir(parents=True, exist_ok=True)
+    (journald / "volatile.conf").write_text("[Journal]\nStorage=volatile\n")
+    wheels = " ".join(f"'{w}'" for w in image.wheels)
+    in_chroot(root, f"""
+update-ca-certificates >/dev/null
+python3 -m venv /tmp/wheel-venv
+/tmp/wheel-venv/bin/pip download --quiet --disable-pip-version-check -d {WHEELHOUSE} {wheels}
+rm -rf /tmp/wheel-venv /root/.cache
+chmod -R a+rX {WHEELHOUSE}
+printf '[global]\\nno-index = true\\nfind-links = {WHEELHOUSE}\\n' > /etc/pip.conf
+apt-get update -qq
+apt-get clean
+""", "finishing the image")
+
+
+def in_chroot(root: Path, script: str, what: str, timeout: float = 600) -> str:
+    """Run *script* in *root* with its own mount and PID namespaces (nothing it starts outlives it),
+    service starts blocked by a policy-rc.d, and the host's network (to reach the package index)."""
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    outer = f"""set -e
+mount --rbind /dev {root}/dev
+mount -t proc proc {root}/proc
+exec chroot {root} /bin/sh -ec "$1"
+"""
+    try:
+        return run(["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c", outer,
+                    "sh", script], what, timeout=timeout, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                                              "LANG": "C.UTF-8",
+                                                              "DEBIAN_FRONTEND": "noninteractive"})
+    finally:
+        policy.unlink(missing_ok=True)
+
+
+def run(argv: list[str], what: str, timeout: float, env: dict | None = None) -> str:
+    """Run a build command; raise ImageBuildError with the end of its output if it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    if done.returncode != 0:
+        raise ImageBuildError(f"{what} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    return done.stdout
+
+
+if __name__ == "__main__":  # python -m machines.images: build every image the tests use
+    import sys
+
+    for suite in sys.argv[1:] or ("bookworm", "trixie", "sid"):
+        print(ensure_image(nginx_image(suite)))
