@@ -31,6 +31,8 @@ PER_HOST_TARGETS = ("gunicorn", "uvicorn", "supervisor", "systemd")
 HOST_FILES = PurePosixPath(NAME, "host_files")
 WILDCARDS = ("0.0.0.0", "::")
 LB_GROUP, APP_GROUP = "lb", "app"
+# What Ansible's own modules need on an app host: the pip module reads requirements with packaging.
+ANSIBLE_NEEDS = ("python3-packaging",)
 # Roles and their files, rendered as they are: their values all come from group_vars/all.yml.
 STATIC_FILES = (
     "ansible.cfg", "site.yml",
@@ -157,7 +159,8 @@ def fleet_vars(spec: Spec) -> dict[str, Any]:
         "djdeploy_user": d.user, "djdeploy_group": d.group, "djdeploy_socket_group": spec.app_server.socket_group,
         "djdeploy_home": str(PurePosixPath(d.root or "").parent), "djdeploy_root": d.root, "djdeploy_venv": d.venv,
         "djdeploy_process_manager": "systemd" if spec.process_manager == "both" else spec.process_manager,
-        "djdeploy_lb_packages": runbook.lb_packages(spec), "djdeploy_app_packages": runbook.app_packages(spec),
+        "djdeploy_lb_packages": runbook.lb_packages(spec),
+        "djdeploy_app_packages": [*runbook.app_packages(spec), *ANSIBLE_NEEDS],
         "djdeploy_pip_packages": runbook.app_server_packages(spec),
         "djdeploy_postfix": d.email_relay == "postfix",
         "djdeploy_app_directories": app_directories(spec),
