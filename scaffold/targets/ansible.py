@@ -141,7 +141,7 @@ def _app_host_vars(spec: Spec, host: str) -> dict[str, Any]:
         found["djdeploy_upstream"] = address
     own = sorted(per_host_files(spec, host))
     if own:
-        found["djdeploy_host_dir"] = str(PurePosixPath(*(HOST_FILES / host).parts[1:]))
+        found["djdeploy_host_dir"] = str(HOST_FILES / host)   # relative to the render output
         found["djdeploy_host_files"] = own
     if host == "localhost":
         found["ansible_connection"] = "local"

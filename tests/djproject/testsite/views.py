@@ -1,6 +1,7 @@
 """Views the live tests and the benchmark call."""
 
 import os
+import socket
 import time
 
 from django.contrib.sessions.backends.db import SessionStore
@@ -13,7 +14,7 @@ from testsite.release import RELEASE
 
 
 def whoami(request):
-    """What Django believes about this request: scheme, host, client address, serving process."""
+    """What Django believes about this request: scheme, host, client address, serving process and machine."""
     return JsonResponse(
         {
             "secure": request.is_secure(),
@@ -24,6 +25,7 @@ def whoami(request):
             "pid": os.getpid(),
             "server_port": request.META.get("SERVER_PORT"),
             "release": RELEASE,
+            "hostname": socket.gethostname(),
         }
     )
 
