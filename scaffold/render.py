@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import yaml
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 
 from scaffold import __version__
@@ -38,6 +39,7 @@ def make_environment(templates: Path | None = None) -> Environment:
         bytecode_cache=_bytecode_cache(),
     )
     env.filters["pyrepr"] = pyrepr
+    env.filters["toyaml"] = toyaml
     return env
 
 
@@ -61,6 +63,19 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 def pyrepr(value: object) -> str:
     """A Python literal for *value*; rendered Python files never hand-quote strings."""
     return repr(value)
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Block YAML with list items indented under their key, as Ansible's own examples and yamllint write it."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def toyaml(value: object) -> str:
+    """Block-style YAML for data files (inventory, variables): quoting is PyYAML's, never hand-made."""
+    return yaml.dump(value, Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=150)
 
 
 def header(comment: Comment, *, name: str, version: str) -> str:

@@ -559,6 +559,7 @@ CASES = {
     "asgi-both": ("asgi-both", {}),
     "uvicorn-systemd": ("uvicorn-systemd", {}),
     "pm2": ("pm2", {}),
+    "fleet": ("fleet", {}),
     "modern": ("full", {"tls.profile": "modern"}),
     "round-robin": ("full", {"upstream.method": "round_robin"}),
     "ip-hash": ("full", {"upstream.method": "ip_hash", "upstream.servers": list(NO_BACKUP)}),

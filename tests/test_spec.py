@@ -132,6 +132,7 @@ BAD_SPECS = [
     ({"hosts.nginx": ["lb 1"]}, "hosts.nginx[0]", "neither a host name nor an IP address"),
     ({"hosts.nginx": []}, "hosts.nginx", "at least 1"),
     ({"hosts.ssh_user": "Deploy User"}, "hosts.ssh_user", "user"),
+    ({"hosts.ansible": "sometimes"}, "hosts.ansible", "true or false"),
     ({"secret_key": "abc"}, "secret_key", "secrets never go in the spec"),
     ({"django.email_relay": "external"}, "django.email_relay", "needs django.email_host"),
     ({"django.email_relay": "postfix", "django.email_host": "smtp.example.com"}, "django.email_relay",

@@ -57,7 +57,7 @@ def _uvicorn_changes() -> dict:
 
 @pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.stem)
 def test_supervisor_parses_every_example(path: Path, tmp_path: Path) -> None:
-    data = _spec_data(path, tmp_path, process_manager="both" if path.stem != "uvicorn-systemd" else "systemd")
+    data = _spec_data(path, tmp_path, process_manager="systemd" if path.stem in ("uvicorn-systemd", "fleet") else "both")
     if data["process_manager"] == "systemd":
         assert _render(data, tmp_path) == []
         return

@@ -100,7 +100,7 @@ def derive_nginx(spec: Spec) -> None:
 
 
 def derive_hosts(spec: Spec) -> list[Problem]:
-    """app defaults to each upstream server's host; singleton to the first app host."""
+    """app defaults to each upstream server's host; singleton to the first app host; ansible to several hosts."""
     h, servers = spec.hosts, spec.upstream.servers if spec.upstream else []
     tcp = [grammar.split_address(s.address)[0].strip("[]") for s in servers if not s.address.startswith("unix:")]
     if h.app is None:
@@ -108,6 +108,8 @@ def derive_hosts(spec: Spec) -> list[Problem]:
     elif servers and len(h.app) != len(servers):
         return [(("hosts", "app"), f"lists {len(h.app)} host(s) for {len(servers)} upstream.servers: "
                                    "give one per server, in the same order")]
+    if h.ansible is None:
+        h.ansible = len({*h.nginx, *h.app}) > 1
     if h.singleton is None:
         h.singleton = h.app[0]
     elif h.singleton not in h.app:

@@ -313,6 +313,7 @@ class Hosts(_Section):
     app: Optional[list[InventoryHost]] = Field(None, min_length=1, description="How Ansible reaches each app host, in the order of upstream.servers. Default: the host part of each upstream.servers address.")
     singleton: Optional[InventoryHost] = Field(None, description="The app host that runs the singleton background programs (celery beat). Default: the first app host.")
     ssh_user: Optional[UnixName] = Field(None, description="The SSH user Ansible logs in as. Default: Ansible's own.")
+    ansible: Optional[Flag] = Field(None, description="Write ansible/ (inventory and playbook that install the rendered files on these hosts). Default: true when nginx and the app hosts are more than one host.")
 
 
 class Paths(_Section):

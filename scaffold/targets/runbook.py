@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from scaffold.spec import Spec, is_db_worker, remote_servers
-from scaffold.targets import appserver, nginx, pm2, supervisor, systemd
+from scaffold.targets import appserver, firewall, nginx, pm2, supervisor, systemd
 from scaffold.targets import django as django_target
 from scaffold.targets._base import MARKDOWN, RenderJob
 from scaffold.targets._programs import (SECRET_FILE_MODE, SECRETS_DIR_MODE, Program, optional_secret_files,
@@ -71,7 +71,7 @@ def context(spec: Spec) -> dict[str, Any]:
     d = spec.django
     return {
         "name": spec.name, "domain": spec.domain, "user": q(d.user), "group": q(d.group),
-        "socket_group": q(spec.app_server.socket_group), "multi_host": bool(remote_servers(spec)),
+        "socket_group": q(spec.app_server.socket_group),
         "packages": " ".join(q(p) for p in system_packages(spec)),
         "home": q(PurePosixPath(d.root or "").parent), "root": q(d.root), "venv": q(d.venv),
         "manage_py": q(f"{d.root}/manage.py"), "python": q(f"{d.venv}/bin/python"),
@@ -89,6 +89,7 @@ def context(spec: Spec) -> dict[str, Any]:
         "tls": tls_steps(spec), "supervisor": supervisor_steps(spec), "systemd": systemd_steps(spec),
         "pm2": pm2_steps(spec),
         "checks": checks(spec), "log_dir": q(spec.paths.log_dir), "mail": mail_steps(spec),
+        "fleet": fleet_steps(spec),
     }
 
 
@@ -117,6 +118,34 @@ def system_packages(spec: Spec) -> list[str]:
     if spec.static.brotli:
         found.append(NGINX_BROTLI_PACKAGE)
     return found
+
+
+def lb_packages(spec: Spec) -> list[str]:
+    """An nginx host's, when the app runs elsewhere: nginx, curl for checks, certbot for Let's Encrypt."""
+    return ["nginx", "curl", *(["certbot"] if spec.tls.mode == "letsencrypt" else [])]
+
+
+def app_packages(spec: Spec) -> list[str]:
+    """An app host's, when nginx runs elsewhere: no nginx, no certbot; nftables where it guards the port."""
+    found = [p for p in system_packages(spec) if p not in ("nginx", "certbot")]
+    return found + (["nftables"] if firewall.jobs(spec) else [])
+
+
+def fleet_steps(spec: Spec) -> dict[str, Any] | None:
+    """What differs with several hosts: who installs what, static files to the nginx hosts, the firewall."""
+    if not remote_servers(spec):
+        return None
+    h = spec.hosts
+    table = firewall.jobs(spec)
+    return {"nginx_hosts": ", ".join(h.nginx), "singleton": h.singleton, "ansible": bool(h.ansible),
+            "app_packages": " ".join(q(p) for p in app_packages(spec)),
+            "lb_packages": " ".join(q(p) for p in lb_packages(spec)),
+            "static_dir": q(spec.static.root),
+            "socket_group": q(spec.app_server.socket_group),
+            "media": q(spec.media.root) if spec.media.shared else None,
+            "nftables": (q(table[0].dest), q(firewall.installed_path(spec))) if table else None,
+            "nftables_dir": q(firewall.INCLUDE_DIR),
+            "apps": [q(f"http://{s.address}/") for s in remote_servers(spec)]}
 
 
 def app_server_packages(spec: Spec) -> list[str]:

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from scaffold import grammar
 from scaffold.spec import Spec
 from scaffold.targets import appserver
 from scaffold.targets._base import HASH, RenderJob
@@ -166,6 +167,8 @@ def socket_unit(spec: Spec) -> Unit:
     if address.startswith("unix:"):
         listen += [("SocketUser", spec.django.user or ""), ("SocketGroup", spec.app_server.socket_group),
                    ("SocketMode", f"{appserver.SOCKET_MODE:04o}")]
+    else:
+        listen += tcp_admission(spec, address)
     unit = [("Description", escape_specifiers(f"{web.description}: listening socket"))]
     if web.numprocs > 1:
         # A socket names one service to start on traffic; the others inherit the socket
@@ -177,6 +180,19 @@ def socket_unit(spec: Spec) -> Unit:
         ("Socket", tuple(listen)),
         ("Install", (("WantedBy", "sockets.target"),)),
     ))
+
+
+def tcp_admission(spec: Spec, address: str) -> list[tuple[str, str]]:
+    """Only nginx's addresses may connect to a TCP socket: what nginx does for requests is skipped otherwise.
+
+    The access list on a socket unit applies to the sockets it creates (systemd.resource-control(5),
+    IPAddressAllow=). FreeBind= lets the socket bind an address before the network has it at boot.
+    """
+    found = [("IPAddressAllow", " ".join(spec.app_server.trusted_proxies or [])), ("IPAddressDeny", "any")]
+    host, _ = grammar.split_address(address)
+    if host not in ("0.0.0.0", "::"):
+        found.append(("FreeBind", "yes"))
+    return found
 
 
 def service_unit(spec: Spec, program: Program) -> Unit:

@@ -1,6 +1,7 @@
 """Views the live tests and the benchmark call."""
 
 import os
+import socket
 import sys
 import time
 
@@ -15,7 +16,7 @@ from testsite.release import RELEASE
 
 
 def whoami(request):
-    """What Django believes about this request: scheme, host, client address, serving process."""
+    """What Django believes about this request: scheme, host, client address, serving process and machine."""
     return JsonResponse(
         {
             "secure": request.is_secure(),
@@ -26,6 +27,7 @@ def whoami(request):
             "pid": os.getpid(),
             "server_port": request.META.get("SERVER_PORT"),
             "release": RELEASE,
+            "hostname": socket.gethostname(),
         }
     )
 
