@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import nginx_harness as harness
 from support import EXAMPLES, require_tool
 from scaffold.render import render_all
 from scaffold.spec import validate_data
@@ -104,7 +105,7 @@ def test_inventory_groups_and_singleton(tmp_path: Path) -> None:
     assert hostvars["app2.fleet.internal"]["djdeploy_singleton"] is True
     assert hostvars["app1.fleet.internal"]["djdeploy_singleton"] is False
     assert hostvars["app1.fleet.internal"]["djdeploy_upstream"] == "10.0.1.11:8000"
-    assert hostvars["lb.fleet.internal"]["djdeploy_lb_packages"] == ["nginx", "curl", "certbot"]
+    assert hostvars["lb.fleet.internal"]["djdeploy_lb_packages"] == ["nginx", "certbot", "curl"]
     assert "nginx" not in hostvars["app1.fleet.internal"]["djdeploy_app_packages"]
 
 
@@ -211,11 +212,10 @@ def test_drain_marks_only_this_host_down_once(tmp_path: Path) -> None:
                     "-e", f"ansible_python_interpreter={sys.executable}"], tmp_path, tmp_path)
         assert ran.returncode == 0, ran.stdout + ran.stderr
     servers = [line.strip() for line in site.read_text().splitlines() if line.strip().startswith("server 10.")]
-    assert servers == ["server 10.0.0.11:8000 weight=2 down;", "server 10.0.0.12:8000;", "server 10.0.0.13:8000 backup;"]
-    wrapper = tmp_path / "nginx.conf"
-    wrapper.write_text(f"events {{}}\nhttp {{\n    include /etc/nginx/mime.types;\n    include {site};\n}}\n"
-                       f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n")
-    tested = subprocess.run([nginx, "-t", "-q", "-c", str(wrapper)], capture_output=True, text=True)
+    assert servers == ["server 10.0.0.11:8000 weight=2 max_fails=0 down;", "server 10.0.0.12:8000 max_fails=0;",
+                       "server 10.0.0.13:8000 max_fails=0 backup;"]
+    (tmp_path / "nginx").mkdir()
+    tested = harness.run_nginx_test(nginx, harness.write_wrapper(tmp_path / "nginx", [site]))
     assert tested.returncode == 0, tested.stderr
 
 
@@ -223,7 +223,8 @@ def test_runbook_puts_each_part_on_its_hosts() -> None:
     """By hand too: nginx and certbot only on the nginx hosts, the firewall table on the app hosts."""
     text = _files("full")["INSTALL.md"]
     assert "apt-get install -y python3 python3-venv curl supervisor nftables\n" in text
-    assert "apt-get install -y nginx curl\n" in text
+    assert "apt-get install -y nginx libnginx-mod-http-brotli-static curl\n" in text   # full has static.brotli
+    assert "curl -sS --fail-with-body http://10.0.0.12:8000/healthz; echo\n" in text
     assert "nft -c -f /etc/nftables.d/shop.nft && nft -f /etc/nftables.d/shop.nft\n" in text
     assert "tar -C /srv/shop/static --no-same-owner -xf -" in text
     assert "-H 'X-Forwarded-Proto: https' http://10.0.0.12:8000/\n" in text

@@ -42,6 +42,8 @@ POOLED_POSTGRESQL = ["psycopg[binary,pool]>=3.1"]
 STATIC_PACKAGES = {False: ["whitenoise>=6.6"], True: ["whitenoise[brotli]>=6.6"]}
 # Debian's brotli_static module for nginx (bookworm and later), with static.brotli.
 NGINX_BROTLI_PACKAGE = "libnginx-mod-http-brotli-static"
+# What only the host that runs nginx needs, when the app runs elsewhere.
+NGINX_HOST_PACKAGES = ("nginx", NGINX_BROTLI_PACKAGE, "certbot")
 CACHE_PACKAGES = {"redis": ["redis>=5"], "memcached": ["pymemcache>=4"], "locmem": []}
 # pm2 itself comes from the npm registry at a pinned version (pm2.PM2_VERSION); Debian's Node.js runs
 # it (pm2 7 needs Node 18 or newer: Debian 12 has 18, Ubuntu 24.04 has 18). logrotate rotates its logs.
@@ -121,13 +123,14 @@ def system_packages(spec: Spec) -> list[str]:
 
 
 def lb_packages(spec: Spec) -> list[str]:
-    """An nginx host's, when the app runs elsewhere: nginx, curl for checks, certbot for Let's Encrypt."""
-    return ["nginx", "curl", *(["certbot"] if spec.tls.mode == "letsencrypt" else [])]
+    """An nginx host's, when the app runs elsewhere: nginx (and its brotli module), curl for checks,
+    certbot for Let's Encrypt."""
+    return [p for p in system_packages(spec) if p in NGINX_HOST_PACKAGES] + ["curl"]
 
 
 def app_packages(spec: Spec) -> list[str]:
-    """An app host's, when nginx runs elsewhere: no nginx, no certbot; nftables where it guards the port."""
-    found = [p for p in system_packages(spec) if p not in ("nginx", "certbot")]
+    """An app host's, when nginx runs elsewhere: nothing of nginx's; nftables where it guards the port."""
+    found = [p for p in system_packages(spec) if p not in NGINX_HOST_PACKAGES]
     return found + (["nftables"] if firewall.jobs(spec) else [])
 
 
@@ -145,7 +148,8 @@ def fleet_steps(spec: Spec) -> dict[str, Any] | None:
             "media": q(spec.media.root) if spec.media.shared else None,
             "nftables": (q(table[0].dest), q(firewall.installed_path(spec))) if table else None,
             "nftables_dir": q(firewall.INCLUDE_DIR),
-            "apps": [q(f"http://{s.address}/") for s in remote_servers(spec)]}
+            "apps": [q(f"http://{s.address}/") for s in remote_servers(spec)],
+            "health": [q(f"http://{s.address}{spec.health.path}") for s in remote_servers(spec)]}
 
 
 def app_server_packages(spec: Spec) -> list[str]:

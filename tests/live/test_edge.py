@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from support import require_tool
 
 from live import client
 from live.edge import DOMAIN, Edge, start_edge
+from live.stack import wait_for
 
 pytestmark = pytest.mark.live
 
@@ -114,9 +116,12 @@ def test_the_apps_own_503_passes_unchanged(edge: Edge) -> None:
 
 
 def test_the_access_log_shows_timing_and_the_upstream(edge: Edge) -> None:
-    get(edge, "/")
-    line = edge.access_log.read_text().splitlines()[-1]
-    assert '"GET / HTTP/1.1" 200' in line
+    mark = f"/?timing={uuid.uuid4().hex}"
+    get(edge, mark)
+    # The access log is buffered (flushed within 5 s): wait for this request's line.
+    line = wait_for(lambda: next((ln for ln in edge.access_log.read_text().splitlines() if mark in ln), None)
+                    if edge.access_log.exists() else None, 15, "the request in nginx's access log")
+    assert f'"GET {mark} HTTP/1.1" 200' in line
     assert "request_time=" in line and 'upstream_status="200"' in line
     assert 'upstream_addr="127.0.0.' in line and 'upstream_response_time="0.' in line
 
