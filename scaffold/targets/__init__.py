@@ -7,7 +7,7 @@ from types import ModuleType
 
 # Order is the order files are listed in plans; a new target is one module here and one
 # templates/<name>/ folder.
-TARGET_NAMES = ("nginx", "gunicorn", "uvicorn", "supervisor", "systemd", "django", "runbook")
+TARGET_NAMES = ("nginx", "gunicorn", "uwsgi", "uvicorn", "daphne", "hypercorn", "supervisor", "systemd", "django", "runbook")
 
 
 def load_targets() -> list[ModuleType]:

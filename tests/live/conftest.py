@@ -20,7 +20,7 @@ from live.host import HostNotReady, ensure_app_user, ensure_venv
 from live.layout import RECYCLE_AFTER
 from live.stack import Host, Stack, launch, prepare_host
 
-KINDS = ("gunicorn", "uvicorn")
+KINDS = ("gunicorn", "uvicorn", "uwsgi", "daphne", "hypercorn")
 TEST_TIME_LIMIT = 90  # seconds; every wait inside a test has its own, shorter bound
 
 

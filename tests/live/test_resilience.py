@@ -19,6 +19,7 @@ pytestmark = pytest.mark.live
 
 RESTART_WITHIN = 15  # seconds from SIGKILL to the site answering again (supervisor's startsecs is 5)
 SUSTAINED_SECONDS = 10
+RELOADED_BY_HUP = ("gunicorn", "uwsgi")  # the others' reload_signal is None
 
 
 def served_by(stack: Stack) -> int:
@@ -113,14 +114,15 @@ def supervisor_report(stack: Stack, since: int) -> str:
 
 
 def reload_app(stack: Stack) -> None:
-    """The graceful reload the rendered deployment supports: gunicorn's HUP, else a rolling restart.
+    """The graceful reload the rendered deployment supports: gunicorn's and uWSGI's HUP, else a rolling restart.
 
-    uvicorn has no reload signal (scaffold/targets/uvicorn.py): each supervised process is restarted
-    in turn while supervisor keeps the listening socket open, so connections wait in its backlog.
+    uvicorn, Daphne and Hypercorn have no reload signal (scaffold/targets/uvicorn.py): each supervised
+    process is restarted in turn while supervisor keeps the listening socket open, so connections wait
+    in its backlog.
     """
     since = stack.supervisor_log_size()
     processes = stack.web_processes()
-    if stack.site.kind == "gunicorn":
+    if stack.site.kind in RELOADED_BY_HUP:
         (name,) = processes
         commands = [("signal", "HUP", name)]
     else:
