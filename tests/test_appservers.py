@@ -603,6 +603,11 @@ def test_asgi_launcher_finishes_open_requests_on_term(kind: str, run_dir: Path, 
         slow.join(30)
         assert result.get("slept") == 2.0
         assert proc.wait(LAUNCHED[kind].graceful_timeout(spec)) == 0
+        # The socket outlives the process, as a rolling restart needs: a new process serves on it.
+        assert os.path.exists(sock_path)
+        proc = subprocess.Popen([sys.executable, str(path)], stdin=listener.fileno(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env={**os.environ, **LAUNCHED[kind].environment(spec)})
+        assert _wait_for(lambda: _unix_get(sock_path, "/whoami/"), proc)["pid"] == proc.pid
     finally:
         if proc.poll() is None:
             proc.kill()

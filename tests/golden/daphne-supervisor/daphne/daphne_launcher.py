@@ -132,9 +132,13 @@ class Server(daphne.server.Server):
                    if details.get("application_instance") is not None)
 
     def drain(self, *_):
-        """Stop accepting, wait for open requests (at most GRACEFUL_TIMEOUT), then stop the reactor."""
+        """Stop accepting, wait for open requests (at most GRACEFUL_TIMEOUT), then stop the reactor.
+
+        stopReading, not stopListening: closing the port would shut the shared socket down for the
+        other processes and unlink its path (Twisted's unix Port), leaving nothing to restart onto.
+        """
         for port in self.ports:
-            port.stopListening()
+            port.stopReading()
         deadline = time.monotonic() + GRACEFUL_TIMEOUT
 
         def check():
