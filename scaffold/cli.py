@@ -50,10 +50,10 @@ def init(
     name: Annotated[_Answer, typer.Option(help="Slug naming files and programs. Default: from the domain.")] = None,
     aliases: Annotated[_Answer, typer.Option(help="Other host names, comma-separated, or none.")] = None,
     project: Annotated[_Answer, typer.Option(help="Django project package. Default: the name, '-' as '_'.")] = None,
-    app_server: Annotated[_Answer, typer.Option(help="gunicorn (default) or uvicorn.")] = None,
+    app_server: Annotated[_Answer, typer.Option(help="gunicorn (default), uwsgi, uvicorn, daphne or hypercorn.")] = None,
     interface: Annotated[_Answer, typer.Option(help="wsgi (default) or asgi; asked for gunicorn only.")] = None,
     workers: Annotated[_Answer, typer.Option(help="Workers per app host: a number, or auto "
-                                                  "(gunicorn's default; uvicorn's is 2).")] = None,
+                                                  "(gunicorn's and uwsgi's default; the others' is 2).")] = None,
     upstream: Annotated[_Answer, typer.Option(help="App hosts as HOST:PORT, comma-separated, or none "
                                                    "(default: the app runs beside nginx).")] = None,
     trusted_proxies: Annotated[_Answer, typer.Option(help="Addresses nginx connects from, comma-separated; "

@@ -17,6 +17,7 @@ import yaml
 from scaffold import grammar
 from scaffold.errors import AnswerError, SpecError
 from scaffold.spec import SCHEMA_FILE, AppServer, Spec, Tls, validate_data
+from scaffold.spec.kinds import PROCESS_PER_WORKER
 
 Answers = dict[str, Any]
 Ask = Callable[[str, Optional[str]], str]
@@ -66,9 +67,10 @@ def _project_from_name(answers: Answers) -> str | None:
 
 
 def _default_workers(answers: Answers) -> str:
-    # gunicorn computes "auto" on the host at start-up; uvicorn's processes are started by the
-    # process manager, so it needs a number (spec rule): 2 keeps serving while one restarts.
-    return "2" if answers.get("app_server") == "uvicorn" else "auto"
+    # gunicorn and uWSGI compute "auto" on the host at start-up; uvicorn's, Daphne's and Hypercorn's
+    # processes are started by the process manager, so they need a number (spec rule): 2 keeps
+    # serving while one restarts.
+    return "2" if answers.get("app_server") in PROCESS_PER_WORKER else "auto"
 
 
 def _valid_or_none(check: Callable[[str], str], value: str) -> str | None:
@@ -132,13 +134,15 @@ QUESTIONS: tuple[Question, ...] = (
              parse=_parse_list),
     Question("project", "django.project", "Django project package (holds wsgi.py / asgi.py)",
              "import package holding wsgi.py / asgi.py", default=_project_from_name),
-    Question("app_server", "app_server.kind", "App server", "gunicorn | uvicorn",
+    Question("app_server", "app_server.kind", "App server",
+             "gunicorn | uwsgi (WSGI) | uvicorn | daphne | hypercorn (ASGI)",
              default=_constant("gunicorn"), choices=_choices(AppServer, "kind")),
     Question("interface", "app_server.interface", "Interface", "wsgi | asgi (gunicorn + asgi = uvicorn worker)",
              default=_constant("wsgi"), choices=_choices(AppServer, "interface"),
              applies=lambda a: a.get("app_server") == "gunicorn"),
-    Question("workers", "app_server.workers", "Workers per app host (a number; gunicorn also takes auto)",
-             'integer >= 1; gunicorn also takes "auto" (2 x CPUs + 1 on the host)', default=_default_workers,
+    Question("workers", "app_server.workers", "Workers per app host (a number; gunicorn and uwsgi also take auto)",
+             'integer >= 1; gunicorn and uwsgi also take "auto" (2 x CPUs + 1 on the host)',
+             default=_default_workers,
              parse=_parse_workers),
     Question("upstream", "upstream.servers",
              "App hosts as HOST:PORT, comma-separated (none: the app runs beside nginx)",

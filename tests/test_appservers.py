@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,10 +34,14 @@ from scaffold.render import render_all
 from scaffold.spec import Spec, validate_data
 from scaffold.targets import appserver
 from scaffold.targets import gunicorn as gunicorn_target
+from scaffold.targets import daphne as daphne_target
+from scaffold.targets import hypercorn as hypercorn_target
 from scaffold.targets import uvicorn as uvicorn_target
-from support import TESTS, example_paths
+from scaffold.targets import uwsgi as uwsgi_target
+from support import TESTS, example_paths, require_tool
 
 DJPROJECT = TESTS / "djproject"
+SERVER_FOLDERS = ("gunicorn", "uwsgi", "uvicorn", "daphne", "hypercorn")
 BIN = Path(sys.prefix) / "bin"
 FORWARDED = {"Host": "localhost", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
 # Names a config under a process manager must never set (gunicorn docs, deploy.md).
@@ -71,7 +76,7 @@ def project_data(run_dir: Path, **app_server: Any) -> dict:
 def render_one(data: dict, out: Path) -> tuple[Spec, Path]:
     """Validate *data*, render it, write its one app-server file under *out*; return the spec and file."""
     spec = validate_data(data)
-    files = [f for f in render_all(spec) if f.dest.parts[0] in ("gunicorn", "uvicorn")]
+    files = [f for f in render_all(spec) if f.dest.parts[0] in SERVER_FOLDERS]
     assert len(files) == 1
     path = out / files[0].dest.name
     path.write_text(files[0].content)
@@ -103,7 +108,7 @@ def run_dir() -> Iterator[Path]:
 # --- gunicorn: its own loader, --check-config, and real requests -------------------------------
 
 def _gunicorn_specs() -> list[tuple[str, dict | Path]]:
-    examples = [p for p in example_paths() if _yaml(p).get("app_server", {}).get("kind") != "uvicorn"]
+    examples = [p for p in example_paths() if _yaml(p).get("app_server", {}).get("kind", "gunicorn") == "gunicorn"]
     return [(p.stem, p) for p in examples] + list(GUNICORN_VARIANTS.items())
 
 
@@ -290,7 +295,8 @@ def test_uvicorn_launcher_refuses_to_start_without_a_socket(run_dir: Path, tmp_p
 def _serve_with_launcher(spec: Spec, path: Path, listener: socket.socket, fd: int, request) -> dict:
     """Run the launcher as a process manager would, make one request, stop it with its stop signal."""
     listener.listen()
-    env = {**os.environ, **uvicorn_target.environment(spec)}
+    server = appserver.module_for(spec)
+    env = {**os.environ, **server.environment(spec)}
     if fd == uvicorn_target.SYSTEMD_FD:  # systemd sets LISTEN_PID to the service's own pid
         argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", sys.executable, str(path)]
         popen = {"pass_fds": (3,), "preexec_fn": lambda: os.dup2(listener.fileno(), 3)}
@@ -300,7 +306,7 @@ def _serve_with_launcher(spec: Spec, path: Path, listener: socket.socket, fd: in
     try:
         return _wait_for(request, proc)
     finally:
-        _stop(proc, uvicorn_target.stop_signal(spec), uvicorn_target.graceful_timeout(spec))
+        _stop(proc, server.stop_signal(spec), server.graceful_timeout(spec))
         listener.close()
 
 
@@ -328,6 +334,8 @@ def test_forwarded_allow_ips_is_never_a_wildcard_on_tcp() -> None:
     for path in example_paths():
         spec = validate_data(_yaml(path))
         module = appserver.module_for(spec)
+        if module not in (gunicorn_target, uvicorn_target):
+            continue  # uWSGI trusts what nginx sends; the launchers' networks are spec.trusted_proxies
         allowed = (gunicorn_target.forwarded_allow_ips(spec) if module is gunicorn_target
                    else ",".join(uvicorn_target.forwarded_allow_ips(spec)))
         assert ("*" in allowed) == (appserver.socket_path(spec) is not None and spec.app_server.interface == "asgi")
@@ -433,3 +441,188 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --- uWSGI: the ini loaded by uWSGI itself, on a socket the "process manager" (this test) owns ------
+
+def _uwsgi_request(path: str, variables: dict[str, str]) -> tuple[int, bytes]:
+    """One request in the uwsgi protocol (modifier 0: a WSGI request), as nginx's uwsgi_pass sends it."""
+    body = b"".join(len(k.encode()).to_bytes(2, "little") + k.encode() + len(v.encode()).to_bytes(2, "little")
+                    + v.encode() for k, v in variables.items())
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(20)
+        sock.connect(path)
+        sock.sendall(b"\x00" + len(body).to_bytes(2, "little") + b"\x00" + body)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, content = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), content
+
+
+def _uwsgi_get(path: str | None, url: str, **overrides: str) -> dict:
+    """GET *url* as nginx's rendered uwsgi_params would send it for a client at 203.0.113.9 over HTTPS."""
+    route, _, query = url.partition("?")
+    variables = {"REQUEST_METHOD": "GET", "REQUEST_URI": url, "PATH_INFO": route, "QUERY_STRING": query,
+                 "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost", "SERVER_PORT": "443",
+                 "REMOTE_ADDR": "203.0.113.9", "REMOTE_PORT": "50000", "HTTPS": "on", "UWSGI_SCHEME": "https",
+                 "HTTP_HOST": "localhost", **overrides}
+    status, content = _uwsgi_request(path or "", variables)
+    assert status == 200, content[:500]
+    return json.loads(content)
+
+
+class _uwsgi_on_socket:
+    """uwsgi --ini FILE with a listening unix socket as fd 0, as supervisor's [fcgi-program] starts it."""
+
+    def __init__(self, spec: Spec, path: Path) -> None:
+        self.spec, self.sock_path = spec, appserver.socket_path(spec) or ""
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(self.sock_path)
+        listener.listen()
+        env = {**os.environ, **uwsgi_target.environment(spec)}
+        self.proc = subprocess.Popen([str(BIN / "uwsgi"), "--ini", str(path)], stdin=listener.fileno(), env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        listener.close()
+
+    def __enter__(self) -> subprocess.Popen:
+        return self.proc
+
+    def __exit__(self, *exc: object) -> None:
+        _stop(self.proc, uwsgi_target.stop_signal(self.spec), uwsgi_target.graceful_timeout(self.spec))
+
+
+@pytest.mark.parametrize("app_server", [{"workers": 2, "kind": "uwsgi"},
+                                        {"workers": "auto", "threads": 4, "kind": "uwsgi"}], ids=["2", "auto-threads"])
+def test_uwsgi_serves_the_django_project_from_its_rendered_ini(app_server: dict, run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """uWSGI parses the ini under strict (an unknown option stops it), adopts fd 0, serves Django."""
+    require_tool("uwsgi", "uWSGI loads the rendered ini")
+    spec, path = render_one(project_data(run_dir, **app_server), tmp_path)
+    with _uwsgi_on_socket(spec, path) as proc:
+        seen = _wait_for(lambda: _uwsgi_get(appserver.socket_path(spec), "/whoami/"), proc)
+        assert (seen["scheme"], seen["remote_addr"]) == ("https", "203.0.113.9")
+        plain = _uwsgi_get(appserver.socket_path(spec), "/whoami/", HTTPS="", UWSGI_SCHEME="http")
+        assert plain["scheme"] == "http"
+
+
+def test_uwsgi_strict_mode_refuses_an_unknown_option(run_dir: Path, tmp_path: Path) -> None:
+    """The proof above can fail: one misspelt option and uWSGI does not start."""
+    require_tool("uwsgi", "uWSGI loads the rendered ini")
+    spec, path = render_one(project_data(run_dir, kind="uwsgi", workers=1), tmp_path)
+    path.write_text(path.read_text().replace("processes = 1", "proceses = 1"))
+    done = subprocess.run([str(BIN / "uwsgi"), "--ini", str(path)], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert "unknown config directive: proceses" in done.stdout + done.stderr
+
+
+def test_uwsgi_without_a_socket_refuses_to_start(run_dir: Path, tmp_path: Path) -> None:
+    require_tool("uwsgi", "uWSGI loads the rendered ini")
+    spec, path = render_one(project_data(run_dir, kind="uwsgi", workers=1), tmp_path)
+    done = subprocess.run([str(BIN / "uwsgi"), "--ini", str(path)], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode != 0 and "stdin is not a socket" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("signame", ["TERM", "HUP"])
+def test_uwsgi_finishes_a_request_on_stop_and_on_reload(signame: str, run_dir: Path, tmp_path: Path) -> None:
+    """TERM (stop) and HUP (reload) while a request runs: it still gets its answer; TERM then exits 0."""
+    require_tool("uwsgi", "uWSGI loads the rendered ini")
+    spec, path = render_one(project_data(run_dir, kind="uwsgi", workers=1), tmp_path)
+    sock_path = appserver.socket_path(spec)
+    with _uwsgi_on_socket(spec, path) as proc:
+        _wait_for(lambda: _uwsgi_get(sock_path, "/whoami/"), proc)
+        result: dict = {}
+        slow = threading.Thread(target=lambda: result.update(_uwsgi_get(sock_path, "/slow/?seconds=2")))
+        slow.start()
+        time.sleep(0.5)  # the request is in the worker
+        proc.send_signal(getattr(signal, f"SIG{signame}"))
+        slow.join(30)
+        assert result.get("slept") == 2.0
+        if signame == "HUP":  # the reloaded stack serves on the same socket
+            assert _wait_for(lambda: _uwsgi_get(sock_path, "/whoami/"), proc)["scheme"] == "https"
+        else:
+            assert proc.wait(30) == 0
+
+
+# --- Daphne and Hypercorn: launchers on an inherited socket, like uvicorn's ---------------------------
+
+LAUNCHED = {"daphne": daphne_target, "hypercorn": hypercorn_target}
+
+
+def test_launcher_settings_are_the_servers_own_names(tmp_path: Path) -> None:
+    """Every Daphne setting is a keyword of daphne.server.Server, every Hypercorn one a Config attribute."""
+    import daphne.server
+    import hypercorn.config
+
+    dspec = validate_data(project_data(tmp_path, kind="daphne", workers=2))
+    assert set(daphne_target.settings(dspec)) <= set(inspect.signature(daphne.server.Server).parameters)
+    hspec = validate_data(project_data(tmp_path, kind="hypercorn", workers=2))
+    config = hypercorn.config.Config.from_mapping(hypercorn_target.settings(hspec))
+    for key, value in hypercorn_target.settings(hspec).items():
+        assert hasattr(hypercorn.config.Config, key) and getattr(config, key) == value
+
+
+@pytest.mark.parametrize("kind", sorted(LAUNCHED))
+@pytest.mark.parametrize("fd", [uvicorn_target.SUPERVISOR_FD, uvicorn_target.SYSTEMD_FD])
+def test_asgi_launcher_serves_on_an_inherited_unix_socket(kind: str, fd: int, run_dir: Path,
+                                                          tmp_path: Path) -> None:
+    spec, path = render_one(project_data(run_dir, kind=kind, workers=2), tmp_path)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(appserver.socket_path(spec))
+    echo = _serve_with_launcher(spec, path, listener, fd, lambda: _unix_get(
+        appserver.socket_path(spec), "/whoami/", FORWARDED))
+    assert (echo["scheme"], echo["remote_addr"]) == ("https", "203.0.113.9")
+
+
+@pytest.mark.parametrize("kind", sorted(LAUNCHED))
+@pytest.mark.parametrize("trusted, scheme", [(["127.0.0.1"], "https"), (["192.0.2.0/24"], "http")])
+def test_asgi_launcher_on_tcp_trusts_forwarded_headers_from_trusted_proxies_only(
+        kind: str, trusted: list, scheme: str, run_dir: Path, tmp_path: Path) -> None:
+    data = project_data(run_dir, kind=kind, workers=1, bind="127.0.0.1:{port}", trusted_proxies=trusted)
+    spec, path = render_one(data, tmp_path)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    echo = _serve_with_launcher(spec, path, listener, uvicorn_target.SUPERVISOR_FD,
+                                lambda: _tcp_get("127.0.0.1", port, "/whoami/", FORWARDED))
+    assert echo["scheme"] == scheme
+    assert echo["remote_addr"] == ("203.0.113.9" if scheme == "https" else "127.0.0.1")
+
+
+@pytest.mark.parametrize("kind", sorted(LAUNCHED))
+def test_asgi_launcher_refuses_to_start_without_a_socket(kind: str, run_dir: Path, tmp_path: Path) -> None:
+    spec, path = render_one(project_data(run_dir, kind=kind, workers=1), tmp_path)
+    done = subprocess.run([sys.executable, str(path)], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **LAUNCHED[kind].environment(spec)})
+    assert done.returncode != 0 and "no listening socket on fd 0" in done.stderr
+
+
+@pytest.mark.parametrize("kind", sorted(LAUNCHED))
+def test_asgi_launcher_finishes_open_requests_on_term(kind: str, run_dir: Path, tmp_path: Path) -> None:
+    """TERM while a request runs: the request gets its answer, the process exits by itself."""
+    spec, path = render_one(project_data(run_dir, kind=kind, workers=1), tmp_path)
+    listener = socket.socket(socket.AF_UNIX)
+    sock_path = appserver.socket_path(spec) or ""
+    listener.bind(sock_path)
+    listener.listen()
+    proc = subprocess.Popen([sys.executable, str(path)], stdin=listener.fileno(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, **LAUNCHED[kind].environment(spec)})
+    try:
+        _wait_for(lambda: _unix_get(sock_path, "/whoami/"), proc)
+        result: dict = {}
+        slow = threading.Thread(target=lambda: result.update(_unix_get(sock_path, "/slow/?seconds=2")))
+        slow.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        slow.join(30)
+        assert result.get("slept") == 2.0
+        assert proc.wait(LAUNCHED[kind].graceful_timeout(spec)) == 0
+        # The socket outlives the process, as a rolling restart needs: a new process serves on it.
+        assert os.path.exists(sock_path)
+        proc = subprocess.Popen([sys.executable, str(path)], stdin=listener.fileno(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env={**os.environ, **LAUNCHED[kind].environment(spec)})
+        assert _wait_for(lambda: _unix_get(sock_path, "/whoami/"), proc)["pid"] == proc.pid
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()

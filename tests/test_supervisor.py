@@ -64,7 +64,7 @@ def test_supervisor_parses_every_example(path: Path, tmp_path: Path) -> None:
     _render(data, tmp_path)
     groups = _groups(_parse(tmp_path))
     name = data["name"]
-    web = next(p for g in groups.values() for p in g.process_configs if p.name in (f"{name}-web", f"{name}-web-0"))
+    web = next(p for g in groups.values() for p in g.process_configs if p.name.startswith(f"{name}-web"))
     graceful = data.get("app_server", {}).get("graceful_timeout", 30)
     assert web.stopwaitsecs > graceful
     assert web.killasgroup and web.stopasgroup and web.redirect_stderr

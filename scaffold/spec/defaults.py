@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from scaffold import grammar
 from scaffold.spec.facts import remote_servers
+from scaffold.spec.kinds import INTERFACES
 from scaffold.spec.models import Spec
 from scaffold.spec.values import Problem
 
@@ -45,7 +46,7 @@ def derive_django(spec: Spec) -> None:
 def derive_app_server(spec: Spec) -> None:
     a = spec.app_server
     if a.interface is None:
-        a.interface = "asgi" if a.kind == "uvicorn" else "wsgi"
+        a.interface = INTERFACES[a.kind][0]
     if a.bind is None:
         a.bind = _default_bind(spec)
     if a.trusted_proxies is None and not remote_servers(spec):

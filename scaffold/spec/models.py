@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from scaffold import grammar
+from scaffold.spec.kinds import PROCESS_PER_WORKER
 from scaffold.spec.values import (
     AbsPath, Count, DbHost, DjangoCheckId, Email, EndpointPath, Flag, HashKey, Hostname, InventoryHost,
     JsonSchema, LOCAL_ADDRESS_PATTERN, Line, Module, NginxSize, NginxTime, NginxVersion, OrAlso,
@@ -140,27 +141,28 @@ class Django(_Section):
 
 
 class AppServer(_Section):
-    """gunicorn or uvicorn, as it runs on each app host."""
+    """The app server (gunicorn, uWSGI, uvicorn, Daphne or Hypercorn), as it runs on each app host."""
 
     model_config = ConfigDict(json_schema_extra={"allOf": [
-        schema_when("kind", {"const": "uvicorn"}, {"required": ["workers"], **schema_fields(
+        schema_when("kind", {"enum": list(PROCESS_PER_WORKER)}, {"required": ["workers"], **schema_fields(
             workers={"not": {"const": "auto"}}, interface={"not": {"const": "wsgi"}},
             threads=SCHEMA_ONE, max_requests=grammar.integer_schema(0, 0))}),
+        schema_when("kind", {"const": "uwsgi"}, schema_fields(interface={"not": {"const": "asgi"}})),
         schema_when("interface", {"const": "asgi"}, schema_fields(threads=SCHEMA_ONE)),
     ]})
 
-    kind: Literal["gunicorn", "uvicorn"] = Field("gunicorn", description="The app server.")
-    interface: Optional[Literal["wsgi", "asgi"]] = Field(None, description="wsgi or asgi (uvicorn is always asgi; gunicorn with asgi uses the uvicorn worker class). Default: wsgi for gunicorn, asgi for uvicorn.")
-    workers: Workers = Field("auto", description='Worker processes per app host: an integer >= 1, or "auto" (2 x CPUs + 1, computed at start-up; gunicorn only).')
-    threads: whole(1, 256) = Field(1, description="gunicorn only; > 1 selects the gthread worker.")
+    kind: Literal["gunicorn", "uwsgi", "uvicorn", "daphne", "hypercorn"] = Field("gunicorn", description="The app server: gunicorn or uwsgi (WSGI; gunicorn also ASGI), uvicorn, daphne or hypercorn (ASGI).")
+    interface: Optional[Literal["wsgi", "asgi"]] = Field(None, description="wsgi or asgi (uwsgi is always wsgi; uvicorn, daphne and hypercorn always asgi; gunicorn with asgi uses the uvicorn worker class). Default: asgi for uvicorn, daphne and hypercorn, else wsgi.")
+    workers: Workers = Field("auto", description='Worker processes per app host: an integer >= 1, or "auto" (2 x CPUs + 1, computed at start-up; gunicorn and uwsgi only).')
+    threads: whole(1, 256) = Field(1, description="gunicorn and uwsgi, WSGI only; > 1 selects gunicorn's gthread worker, or uWSGI threads per worker.")
     bind: Optional[BindAddress] = Field(None, description="unix:/ABS/PATH, IP:PORT, [IPv6]:PORT or localhost:PORT. Default: unix:<run_dir>/app.sock, or TCP on the upstream servers' port.")
-    timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted (gunicorn's sync worker); gthread, ASGI and uvicorn requests are cut off by nginx after timeout + 5 s, and every SQL statement after django.database.statement_timeout (default: this).")
+    timeout: Seconds = Field(30, description="Seconds a request may take before the worker is restarted (gunicorn's sync worker, uWSGI's harakiri); gthread, ASGI and uvicorn, daphne or hypercorn requests are cut off by nginx after timeout + 5 s, and every SQL statement after django.database.statement_timeout (default: this).")
     graceful_timeout: whole(1, 600) = Field(30, description="Seconds workers get to finish requests on stop or reload (at most 600).")
-    keepalive: whole(0, 3600) = Field(5, description="Seconds an idle connection from nginx stays open.")
-    max_requests: Count = Field(50000, description="gunicorn: restart a worker after this many requests (0 = never), with 10% jitter; each restart imports the app again. Not used by uvicorn.")
+    keepalive: whole(0, 3600) = Field(5, description="Seconds an idle connection from nginx stays open (not used by uwsgi: the uwsgi protocol has one request per connection).")
+    max_requests: Count = Field(50000, description="gunicorn and uwsgi: restart a worker after this many requests (0 = never), spread out (gunicorn: 10% jitter; uWSGI: max-requests-delta). Not used by uvicorn, daphne or hypercorn.")
     trusted_proxies: Optional[list[TrustedNetwork]] = Field(None, description="Addresses nginx connects from; forwarded headers are trusted from these only. Default: loopback; required when upstream.servers lists other hosts.")
     stop_timeout: Optional[Seconds] = Field(None, description="Seconds the process manager waits after the stop signal before SIGKILL; must exceed graceful_timeout. Default: graceful_timeout + 10.")
-    limit_concurrency: whole(1, 100000) = Field(1000, description="Connections one process serves at once, idle keep-alive ones included: uvicorn's limit_concurrency (more get 503), gunicorn gthread's worker_connections.")
+    limit_concurrency: whole(1, 100000) = Field(1000, description="Connections one process serves at once, idle keep-alive ones included: uvicorn's limit_concurrency (more get 503), gunicorn gthread's worker_connections. Not used by uwsgi, daphne or hypercorn.")
     socket_group: UnixName = Field("www-data", description="The group nginx runs as; only it (and the app user) may enter paths.run_dir and connect to the unix socket.")
 
 
@@ -355,7 +357,7 @@ class Spec(_Section):
     domain: Hostname = Field(description="Primary host name (server_name, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS).")
     aliases: list[Hostname] = list_field("Other host names; nginx 301-redirects them to domain.", unique=True)
     django: Django = Field(description="The Django project and where it lives on the host.")
-    app_server: AppServer = section_field(AppServer, "gunicorn or uvicorn, as it runs on each app host.")
+    app_server: AppServer = section_field(AppServer, "The app server (gunicorn, uWSGI, uvicorn, Daphne or Hypercorn), as it runs on each app host.")
     upstream: Optional[Upstream] = Field(None, description="Load balancing over several app hosts. Default: nginx proxies to app_server.bind on this host.")
     tls: Annotated[Tls, BeforeValidator(section_off), OrAlso({"enum": [False, "off"]})] = section_field(Tls, "HTTPS at nginx. `tls: off` is short for `tls: {mode: off}`. Default: Let's Encrypt certificates for domain and aliases.")
     static: Static = section_field(Static, "STATIC_URL and STATIC_ROOT; nginx serves them.")

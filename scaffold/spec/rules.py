@@ -6,6 +6,7 @@ import re
 
 from scaffold import grammar
 from scaffold.spec.facts import is_singleton, remote_servers, split_command, static_origin
+from scaffold.spec.kinds import INTERFACES, MASTER_KINDS, PROCESS_PER_WORKER
 from scaffold.spec.models import Background, Cache, Database, Django, Spec, Tls
 from scaffold.spec.values import NGINX_OLDEST, NGINX_RESOLVE_SINCE, Problem, WEB_PROGRAM
 
@@ -86,14 +87,18 @@ def _is_address(value: str) -> bool:
 def _check_app_server(spec: Spec) -> list[Problem]:
     a = spec.app_server
     problems: list[Problem] = []
-    if a.kind == "uvicorn" and a.interface == "wsgi":
-        problems.append((("app_server", "interface"), "uvicorn serves ASGI only; use kind: gunicorn for WSGI"))
-    if a.kind == "uvicorn" and a.max_requests and "max_requests" in a.model_fields_set:
+    if a.interface not in INTERFACES[a.kind]:
+        other = "gunicorn or uwsgi" if a.interface == "wsgi" else "gunicorn, uvicorn, daphne or hypercorn"
+        problems.append((("app_server", "interface"),
+                         f"{a.kind} serves {INTERFACES[a.kind][0].upper()} only; use kind: {other} for "
+                         f"{a.interface.upper()}"))
+    if a.kind in PROCESS_PER_WORKER and a.max_requests and "max_requests" in a.model_fields_set:
         problems.append((("app_server", "max_requests"),
-                         "uvicorn processes are not recycled (they would all exit together under load); "
+                         f"{a.kind} processes are not recycled (they would all exit together under load); "
                          "use kind: gunicorn with interface: asgi to recycle workers"))
-    if a.threads > 1 and (a.kind == "uvicorn" or a.interface == "asgi"):
-        problems.append((("app_server", "threads"), "threads is for gunicorn's WSGI gthread worker only"))
+    if a.threads > 1 and (a.kind not in MASTER_KINDS or a.interface == "asgi"):
+        problems.append((("app_server", "threads"),
+                         "threads is for WSGI under gunicorn (its gthread worker) or uwsgi only"))
     if a.trusted_proxies is None:
         problems.append((("app_server", "trusted_proxies"),
                          "required when upstream.servers lists other hosts: the addresses nginx connects from"))
@@ -112,10 +117,10 @@ def _check_app_process(spec: Spec) -> list[Problem]:
         problems.append((("app_server", "stop_timeout"),
                          f"must be more than graceful_timeout ({a.graceful_timeout}s), or the process manager "
                          "kills requests that are still being finished"))
-    if a.kind == "uvicorn" and a.workers == "auto":
+    if a.kind in PROCESS_PER_WORKER and a.workers == "auto":
         problems.append((("app_server", "workers"),
-                         "uvicorn runs one process per worker, started by the process manager, which needs a "
-                         'number: set workers: N ("auto" is computed at start-up by gunicorn only)'))
+                         f"{a.kind} runs one process per worker, started by the process manager, which needs a "
+                         'number: set workers: N ("auto" is computed at start-up by gunicorn and uwsgi only)'))
     socket_dir = (a.bind or "").removeprefix("unix:").rpartition("/")[0]
     if (a.bind or "").startswith("unix:") and socket_dir != spec.paths.run_dir:
         problems.append((("app_server", "bind"),
@@ -319,6 +324,10 @@ def _schedule_problems(spec: Spec, program: Background) -> list[Problem]:
     return []
 
 
+# The app servers pm2 runs: gunicorn's master owns its socket; uvicorn's own supervisor binds one.
+PM2_KINDS = ("gunicorn", "uvicorn")
+
+
 def _check_pm2(spec: Spec) -> list[Problem]:
     """What pm2 cannot do: a stop signal per program, or hand a listening socket to several processes."""
     if spec.process_manager != "pm2":
@@ -329,6 +338,10 @@ def _check_pm2(spec: Spec) -> list[Problem]:
          "process_manager: supervisor or systemd")
         for i, program in enumerate(spec.background) if program.stop_signal != "TERM"]
     a = spec.app_server
+    if a.kind not in PM2_KINDS:
+        problems.append((("app_server", "kind"), f"pm2 cannot hand {a.kind} a listening socket, which it needs for "
+                         "a reload that loses no request; use kind: gunicorn or uvicorn, or process_manager: "
+                         "supervisor or systemd"))
     if a.kind == "uvicorn" and isinstance(a.workers, int) and a.workers < 2:
         problems.append((("app_server", "workers"), "under pm2, uvicorn's own supervisor runs the workers on one "
                          "socket and replaces them one at a time on reload, which needs workers: 2 or more"))

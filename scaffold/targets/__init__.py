@@ -7,8 +7,8 @@ from types import ModuleType
 
 # Order is the order files are listed in plans; a new target is one module here and one
 # templates/<name>/ folder.
-TARGET_NAMES = ("nginx", "gunicorn", "uvicorn", "supervisor", "systemd", "pm2", "firewall", "django", "runbook",
-                "ansible")
+TARGET_NAMES = ("nginx", "gunicorn", "uwsgi", "uvicorn", "daphne", "hypercorn", "supervisor", "systemd", "pm2",
+                "firewall", "django", "runbook", "ansible")
 
 
 def load_targets() -> list[ModuleType]:

@@ -1,10 +1,11 @@
 """What process managers need to know about the app server, whichever kind the spec chose.
 
-The gunicorn and uvicorn target modules each provide the same public functions
-(``command``, ``environment``, ``stop_signal``, ``graceful_timeout``,
-``stop_timeout``, ``reload_signal``, ``uses_inherited_socket``,
-``process_count``, ``listen_address``); :func:`module_for` picks the one the
-spec uses, so a process-manager target never branches on the kind itself.
+The app-server target modules (gunicorn, uwsgi, uvicorn, daphne, hypercorn) each
+provide the same public functions (``config_path``, ``command``, ``environment``,
+``stop_signal``, ``graceful_timeout``, ``stop_timeout``, ``reload_signal``,
+``uses_inherited_socket``, ``process_count``, ``listen_address``);
+:func:`module_for` picks the one the spec uses, so a process-manager target never
+branches on the kind itself.
 
 Host layout shared by every target (the runbook copies ``<out>/<kind>/`` here):
 
@@ -14,7 +15,8 @@ Host layout shared by every target (the runbook copies ``<out>/<kind>/`` here):
   mode ``RUN_DIR_MODE`` (0750). The app's unix socket is directly inside it
   (a spec rule), so only the app user and nginx's group can reach the socket,
   whatever the socket's own mode: gunicorn chowns its socket to the app's group,
-  and uvicorn would make its own 0666.
+  and uvicorn would make its own 0666. The other kinds take the socket the process
+  manager made (``SOCKET_MODE``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def manager_passes_socket(spec: Spec) -> bool:
 
 
 def module_for(spec: Spec) -> ModuleType:
-    """The target module (gunicorn or uvicorn) that runs this spec's web app."""
+    """The target module (named after app_server.kind) that runs this spec's web app."""
     return import_module(f"scaffold.targets.{spec.app_server.kind}")
 
 

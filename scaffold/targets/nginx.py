@@ -87,6 +87,16 @@ ACCESS_LOG_BUFFER = "buffer=64k flush=5s"
 # ManifestStaticFilesStorage names (name.<12 hex>.ext) never change content.
 HASHED_NAME = r"\.[0-9a-f]{12}\.[A-Za-z0-9]+$"
 IMMUTABLE = '"public, max-age=31536000, immutable"'
+# nginx's uwsgi_params file (the variables uWSGI and Django read), written out so that the site
+# does not depend on a file of the host's nginx.
+UWSGI_PARAMS = (
+    ("QUERY_STRING", "$query_string"), ("REQUEST_METHOD", "$request_method"),
+    ("CONTENT_TYPE", "$content_type"), ("CONTENT_LENGTH", "$content_length"),
+    ("REQUEST_URI", "$request_uri"), ("PATH_INFO", "$document_uri"),
+    ("SERVER_PROTOCOL", "$server_protocol"), ("REQUEST_SCHEME", "$scheme"),
+    ("HTTPS", "$https if_not_empty"), ("REMOTE_ADDR", "$remote_addr"), ("REMOTE_PORT", "$remote_port"),
+    ("SERVER_PORT", "$server_port"), ("SERVER_NAME", "$server_name"),
+)
 PROXY_READ_MARGIN = 5  # seconds beyond app_server.timeout (see read_timeout_reason)
 GZIP_TYPES = ("text/css", "text/javascript", "application/javascript", "application/json",
               "application/manifest+json", "image/svg+xml", "text/plain", "text/xml",
@@ -268,7 +278,7 @@ def upstream_context(spec: Spec) -> dict[str, object]:
     u = spec.upstream or Upstream()
     resolve = grammar.nginx_syntax_version(spec.nginx.version) >= NGINX_RESOLVE_SINCE
     servers = [server_line(s, resolve) for s in u.servers] or [local_server(spec.app_server.bind or "")]
-    keepalive = u.keepalive if spec.app_server.keepalive > 0 else 0
+    keepalive = u.keepalive if spec.app_server.keepalive > 0 and not speaks_uwsgi(spec) else 0
     named = any(needs_resolve(s.address) for s in u.servers)
     return {
         "name": spec.name,
@@ -384,8 +394,33 @@ def _plain_connection(spec: Spec) -> str:
     return '""' if upstream_context(spec)["keepalive"] else "close"
 
 
+def speaks_uwsgi(spec: Spec) -> bool:
+    """Whether nginx talks the uwsgi protocol to the app (uWSGI), rather than HTTP.
+
+    The uwsgi protocol carries one request per connection, so the upstream has no keepalive.
+    """
+    return spec.app_server.kind == "uwsgi"
+
+
+def uwsgi_params(spec: Spec) -> list[tuple[str, str]]:
+    """The variables of each uwsgi request, as nginx's uwsgi_params file names them, then the
+    forwarded scheme and client address exactly as the HTTP proxy path sets them.
+
+    uWSGI takes wsgi.url_scheme from UWSGI_SCHEME, HTTPS, HTTP_X_FORWARDED_SSL and
+    HTTP_X_FORWARDED_PROTO (uWSGI 2.0 core/protocol.c): each is set or emptied here.
+    """
+    params = [(name, value) for name, value in UWSGI_PARAMS]
+    params += [("UWSGI_SCHEME", "$scheme"), ("HTTP_HOST", "$host"), ("HTTP_X_FORWARDED_PROTO", "$scheme"),
+               ("HTTP_X_FORWARDED_FOR", "$remote_addr"), ("HTTP_X_REAL_IP", "$remote_addr")]
+    return params + [("HTTP_" + name.upper().replace("-", "_"), '""') for name in CLEARED_HEADERS]
+
+
 def proxy_context(spec: Spec) -> dict[str, object]:
-    """proxy_* settings for the app locations (set once, at server level)."""
+    """proxy_* (or uwsgi_*) settings for the app locations (set once, at server level)."""
+    if speaks_uwsgi(spec):
+        return {"protocol": "uwsgi", "directive": "uwsgi_pass", "pass": spec.name, "params": uwsgi_params(spec),
+                "read_timeout": f"{spec.app_server.timeout + PROXY_READ_MARGIN}s",
+                "read_timeout_why": read_timeout_reason(spec)}
     conn = connection_map(spec)
     headers = [
         ("Host", "$host"),  # never $http_host: gixy host_spoofing
@@ -399,6 +434,8 @@ def proxy_context(spec: Spec) -> dict[str, object]:
     headers += [("Upgrade", "$http_upgrade")] if conn else []
     headers += [(name, '""') for name in CLEARED_HEADERS]
     return {
+        "protocol": "http",
+        "directive": "proxy_pass",
         "pass": f"http://{spec.name}",
         "headers": headers,
         "read_timeout": f"{spec.app_server.timeout + PROXY_READ_MARGIN}s",
@@ -413,6 +450,9 @@ def read_timeout_reason(spec: Spec) -> list[str]:
     if spec.app_server.kind == "gunicorn" and gunicorn.bounds_requests(spec):
         return ["Longer than gunicorn's timeout, which kills a sync worker busy that long with one",
                 "request: the app's own limit fires first."]
+    if speaks_uwsgi(spec):
+        return ["Longer than uWSGI's harakiri, which kills a worker busy that long with one request:",
+                "the app's own limit fires first."]
     return ["Nothing in this app server bounds a request (gthread, ASGI): after this long nginx",
             "answers 504 and closes the upstream connection. The database's statement timeout",
             "bounds the queries of a request that goes on."]

@@ -30,7 +30,10 @@ SQLITE_FILE_MODE = 0o640  # the app user reads and writes, its group reads, nobo
 KEY_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(50), end=\"\")'"
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}
 _UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target")
-APP_SERVER_PACKAGES = {"gunicorn": ["gunicorn>=23"], "uvicorn": ["uvicorn[standard]>=0.36"]}
+# uWSGI from PyPI, built against the virtualenv's own Python (Debian's uwsgi-plugin-python3 is
+# built for the system Python only, and is older); 2.0.28 is the first release for Python 3.13.
+APP_SERVER_PACKAGES = {"gunicorn": ["gunicorn>=23"], "uvicorn": ["uvicorn[standard]>=0.36"],
+                       "uwsgi": ["uwsgi>=2.0.28"], "daphne": ["daphne>=4.1"], "hypercorn": ["hypercorn>=0.17"]}
 # uvicorn's "standard" extra brings the websockets library: without one, uvicorn answers a WebSocket
 # upgrade (which nginx passes to ASGI apps) with "Unsupported upgrade request".
 ASGI_WORKER_PACKAGES = ["uvicorn-worker>=0.4", "uvicorn[standard]>=0.36"]
@@ -56,6 +59,8 @@ TASKS_PACKAGES = ["django-tasks-db>=0.13"]
 TASKS_BACKPORT = "django-tasks>=0.12"
 # mysqlclient has no Linux wheels: pip builds it (mysqlclient's README, "Linux").
 MYSQL_BUILD_PACKAGES = ["python3-dev", "default-libmysqlclient-dev", "build-essential", "pkg-config"]
+# uWSGI has no wheels: pip compiles it (uWSGI docs, "Installing uWSGI": a C compiler and the Python headers).
+UWSGI_BUILD_PACKAGES = ["build-essential", "python3-dev"]
 
 
 def jobs(spec: Spec) -> list[RenderJob]:
@@ -119,6 +124,8 @@ def system_packages(spec: Spec) -> list[str]:
         found += MYSQL_BUILD_PACKAGES
     if spec.static.brotli:
         found.append(NGINX_BROTLI_PACKAGE)
+    if spec.app_server.kind == "uwsgi":
+        found += [p for p in UWSGI_BUILD_PACKAGES if p not in found]
     return found
 
 
@@ -216,9 +223,7 @@ def rendered_installs(spec: Spec) -> list[tuple[str, str, str]]:
 
 
 def _server_file(spec: Spec) -> str:
-    from scaffold.targets import gunicorn, uvicorn
-
-    return gunicorn.config_path(spec) if spec.app_server.kind == "gunicorn" else uvicorn.launcher_path(spec)
+    return appserver.module_for(spec).config_path(spec)
 
 
 def manage_environment(spec: Spec) -> str:

@@ -10,7 +10,7 @@ Files (installed in /etc/supervisor/conf.d/, which Debian's supervisord.conf inc
 * ``<name>.tmpfiles``: the systemd-tmpfiles.d line that creates ``paths.run_dir`` at
   every boot (/run is a tmpfs and supervisor creates no directories).
 
-When the app server takes its socket from the process manager (uvicorn), the web
+When the app server takes its socket from the process manager (every kind but gunicorn), the web
 app is an ``[fcgi-program]``: supervisor creates the socket once and hands it to
 every process as fd 0, so a SIGKILLed process leaves no orphan holding the port
 and connections wait in the backlog while it restarts. supervisor ignores the

@@ -4,10 +4,10 @@ Units (installed in /etc/systemd/system/):
 
 * ``<name>-web.socket``: systemd creates the listening socket (owner ``django.user``,
   group ``app_server.socket_group``, mode 0660) and keeps it across restarts of the
-  app, so connections wait in the backlog instead of failing. gunicorn reads
-  ``LISTEN_FDS`` itself; uvicorn's launcher takes fd 3.
+  app, so connections wait in the backlog instead of failing. gunicorn and uWSGI read
+  ``LISTEN_FDS`` themselves; the uvicorn, Daphne and Hypercorn launchers take fd 3.
 * ``<name>-web.service``, or the template ``<name>-web@.service`` with instances
-  1..N when the app server runs one process per worker (uvicorn).
+  1..N when the app server runs one process per worker (uvicorn, Daphne, Hypercorn).
 * ``<name>-<program>.service`` (``@.service`` when numprocs > 1) per background
   program; a scheduled one is ``Type=oneshot`` with a ``<name>-<program>.timer``.
 * ``<name>.tmpfiles``: the run directory. It is not a ``RuntimeDirectory=``:
@@ -48,6 +48,8 @@ START_LIMIT_INTERVAL = 60
 # STATE_DIRECTORY, CREDENTIALS (a missing LoadCredential= file). Retrying cannot fix them.
 SETUP_FAILURES = "200 203 216 217 226 233 238 243"
 STATE_DIRECTORY_MODE = 0o750
+# App servers whose master tells systemd when it is ready (sd_notify READY=1).
+NOTIFYING_SERVERS = ("gunicorn", "uwsgi")
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 _NODE_NAME = "--hostname={program}-%i@%%h"
 
@@ -243,10 +245,10 @@ def _start(spec: Spec, program: Program) -> list[tuple[str, str]]:
 
 
 def service_type(spec: Spec, program: Program) -> str:
-    """notify for gunicorn (it sends READY=1), oneshot for a scheduled run, exec otherwise."""
+    """notify for gunicorn and uWSGI (their master sends READY=1), oneshot for a scheduled run, exec otherwise."""
     if program.schedule:
         return "oneshot"
-    return "notify" if program.web and spec.app_server.kind == "gunicorn" else "exec"
+    return "notify" if program.web and spec.app_server.kind in NOTIFYING_SERVERS else "exec"
 
 
 def exec_start(program: Program) -> str:

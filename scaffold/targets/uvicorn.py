@@ -75,6 +75,9 @@ def launcher_path(spec: Spec) -> str:
     return f"{appserver.config_dir(spec)}/{LAUNCHER_NAME}"
 
 
+config_path = launcher_path
+
+
 def command(spec: Spec) -> list[str]:
     """The argv of one web process: the venv's python running the launcher (no exec bit needed)."""
     return [f"{spec.django.venv}/bin/python", launcher_path(spec)]

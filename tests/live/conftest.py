@@ -20,8 +20,10 @@ from live.host import HostNotReady, ensure_app_user, ensure_venv
 from live.layout import RECYCLE_AFTER
 from live.stack import Host, Stack, launch, prepare_host
 
-KINDS = ("gunicorn", "uvicorn")
+KINDS = ("gunicorn", "uvicorn", "uwsgi", "daphne", "hypercorn")
 MANAGERS = ("supervisor", "pm2")
+# What pm2 runs (a spec rule refuses the rest: pm2 cannot hand a server its socket).
+PM2_KINDS = ("gunicorn", "uvicorn")
 TEST_TIME_LIMIT = 90  # seconds; every wait inside a test has its own, shorter bound
 
 
@@ -55,7 +57,7 @@ def live_host() -> Iterator[Host]:
 
 @pytest.fixture(scope="session", params=KINDS)
 def app_kind(request: pytest.FixtureRequest) -> str:
-    """The app server under test: every live test runs once with gunicorn and once with uvicorn."""
+    """The app server under test: every live test runs once with each kind."""
     return request.param
 
 
@@ -72,6 +74,8 @@ def stack(live_host: Host, app_kind: str, manager: str) -> Iterator[Stack]:
     Its processes never recycle themselves (max_requests 0), so a pid that changes was changed by the
     test (reload, kill); recycling is tested on recycling_stack.
     """
+    if manager == "pm2" and app_kind not in PM2_KINDS:
+        pytest.skip(f"pm2 does not run {app_kind} (the spec refuses it)")
     pm2 = require_tool("pm2", "for the live stack under pm2 (npm install -g pm2)") if manager == "pm2" else None
     running = launch(live_host, app_kind, pair=False, app_server={"max_requests": 0}, manager=manager, pm2=pm2)
     try:

@@ -19,7 +19,8 @@ APP_USER = "djdeploy-live"
 SYSTEM_PYTHON = "/usr/bin/python3"
 # The app servers as the runbook installs them (uvicorn with its WebSocket library), Django, and the
 # settings' static storage with Brotli (WhiteNoise's, whose middleware the benchmark also runs).
-APP_PACKAGES = ("django>=5.2,<6", *APP_SERVER_PACKAGES["gunicorn"], *APP_SERVER_PACKAGES["uvicorn"],
+APP_PACKAGES = ("django>=5.2,<6", *(package for kind in sorted(APP_SERVER_PACKAGES)
+                                     for package in APP_SERVER_PACKAGES[kind]),
                 *ASGI_WORKER_PACKAGES, *STATIC_PACKAGES[True])
 VENV_HOME = Path(os.environ.get("DJDEPLOY_LIVE_VENV_HOME", "/var/tmp/djdeploy-live"))
 

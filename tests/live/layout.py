@@ -61,7 +61,7 @@ class Site:
     """Where one site lives under *base*, and how it was specified."""
 
     base: Path
-    kind: str  # gunicorn | uvicorn
+    kind: str  # app_server.kind
     ports: Ports
     pair: bool  # two TCP upstream app servers (127.0.0.1 and 127.0.0.2) instead of one unix socket
     venv: Path
@@ -171,7 +171,7 @@ def install_site(site: Site, tmpfiles: str) -> None:
     user = ensure_app_user()
     make_directories(site, user.pw_uid, user.pw_gid)
     install_project(site, user.pw_gid)
-    for folder in ("gunicorn", "uvicorn"):
+    for folder in ("gunicorn", "uvicorn", "uwsgi", "daphne", "hypercorn"):
         for path in rendered_files(site, folder):
             install_file(path, site.etc / NAME / path.name, user.pw_gid)
     if site.manager == "pm2":

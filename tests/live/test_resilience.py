@@ -19,6 +19,7 @@ pytestmark = pytest.mark.live
 
 RESTART_WITHIN = 15  # seconds from SIGKILL to the site answering again (supervisor's startsecs is 5)
 SUSTAINED_SECONDS = 10
+RELOADED_BY_HUP = ("gunicorn", "uwsgi")  # the others' reload_signal is None
 
 
 def served_by(stack: Stack) -> int:
@@ -37,8 +38,10 @@ def answering_pid(stack: Stack) -> int | None:
 
 
 def test_requests_reach_both_app_servers_and_survive_losing_one(pair_stack: Stack) -> None:
-    second = pair_stack.second_server_pids()
     pids = [served_by(pair_stack) for _ in range(20)]
+    # Read after the requests: a server on a socket made for it (uWSGI) forks its workers after the
+    # socket already listens, so they may not exist when the stack is up.
+    second = pair_stack.second_server_pids()
     assert any(pid in second for pid in pids), "nginx never used the second app server"
     assert any(pid not in second for pid in pids), "nginx never used the first app server"
     pair_stack.kill_second_server()
@@ -135,10 +138,11 @@ def supervisor_report(stack: Stack, since: int) -> str:
 
 
 def reload_app(stack: Stack) -> None:
-    """The graceful reload the rendered deployment supports: gunicorn's HUP, else a rolling restart.
+    """The graceful reload the rendered deployment supports: gunicorn's and uWSGI's HUP, else a rolling restart.
 
-    uvicorn has no reload signal (scaffold/targets/uvicorn.py): each supervised process is restarted
-    in turn while supervisor keeps the listening socket open, so connections wait in its backlog.
+    uvicorn, Daphne and Hypercorn have no reload signal (scaffold/targets/uvicorn.py): each supervised
+    process is restarted in turn while supervisor keeps the listening socket open, so connections wait
+    in its backlog.
     """
     if stack.site.manager == "pm2":
         done = stack.reload_web()
@@ -146,7 +150,7 @@ def reload_app(stack: Stack) -> None:
         return
     since = stack.supervisor_log_size()
     processes = stack.web_processes()
-    if stack.site.kind == "gunicorn":
+    if stack.site.kind in RELOADED_BY_HUP:
         (name,) = processes
         commands = [("signal", "HUP", name)]
     else:

@@ -14,6 +14,7 @@ from live.stack import Host, Stack, launch
 pytestmark = pytest.mark.live
 
 ECHO = "/ws/echo/"  # tests/djproject/testsite/asgi.py
+WSGI_KINDS = ("gunicorn", "uwsgi")  # the live specs' gunicorn is WSGI
 SHORT_TIMEOUT = 2  # app_server.timeout of the quiet-socket stack: nginx's proxy_read_timeout is 7 s
 
 
@@ -22,8 +23,8 @@ def open_echo(stack: Stack) -> client.WebSocket:
 
 
 def test_websocket_upgrade_reaches_the_asgi_app_and_echoes(stack: Stack) -> None:
-    if stack.site.kind != "uvicorn":
-        pytest.skip("the gunicorn stack serves WSGI, which has no WebSockets")
+    if stack.site.kind in WSGI_KINDS:
+        pytest.skip(f"the {stack.site.kind} stack serves WSGI, which has no WebSockets")
     ws = open_echo(stack)
     try:
         assert ws.upgraded, ws.head

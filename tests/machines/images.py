@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from live.host import APP_PACKAGES
+from scaffold.targets.runbook import APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, STATIC_PACKAGES
 
 CACHE = Path(os.environ.get("DJDEPLOY_TESTBED_CACHE", "/var/cache/djdeploy-testbed"))
 MIRROR = "http://deb.debian.org/debian"
@@ -31,7 +31,9 @@ RUNBOOK_PACKAGES = ("python3", "python3-venv", "nginx", "curl", "postfix")
 # The rendered runbook's step 3 installs these with pip; they are kept in the image as wheels
 # (pip's find-links), since the machines cannot reach a package index. Not pip itself: the
 # runbook's `pip install --upgrade pip` then keeps the venv's own, as it does offline.
-WHEELS = (*APP_PACKAGES, "uvicorn-worker>=0.4")
+# The machines run gunicorn (sync, gthread, ASGI worker) and uvicorn only.
+WHEELS = ("django>=5.2,<6", *APP_SERVER_PACKAGES["gunicorn"], *APP_SERVER_PACKAGES["uvicorn"], *ASGI_WORKER_PACKAGES,
+          *STATIC_PACKAGES[True], "uvicorn-worker>=0.4")
 WHEELHOUSE = "/var/cache/djdeploy-wheels"
 HOST_CA = Path("/usr/local/share/ca-certificates")
 
