@@ -335,7 +335,7 @@ class Spec(_Section):
         schema_when("process_manager", {"enum": ["systemd", "both"]}, schema_fields(
             django=schema_fields(root=SCHEMA_NOT_HOME, venv=SCHEMA_NOT_HOME), static=schema_fields(root=SCHEMA_NOT_HOME), media=schema_fields(root=SCHEMA_NOT_HOME))),
         schema_when("process_manager", {"const": "pm2"}, schema_fields(background={"items": schema_fields(
-            stop_signal={"const": "TERM"})})),
+            stop_signal={"const": "TERM"})}, app_server=schema_fields(kind={"enum": ["gunicorn", "uvicorn"]}))),
         {"if": {"required": ["process_manager", "app_server"], "properties": {
             "process_manager": {"const": "pm2"}, "app_server": {"required": ["kind"], "properties": {"kind": {"const": "uvicorn"}}}}},
          "then": schema_fields(app_server=schema_fields(workers={"not": SCHEMA_ONE}))},
