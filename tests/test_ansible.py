@@ -231,3 +231,13 @@ def test_runbook_puts_each_part_on_its_hosts() -> None:
     assert "http://127.0.0.1:8000/" not in text   # the app admits nginx only
     single = _files("minimal")["INSTALL.md"]
     assert "nftables" not in single and "On each nginx host" not in single
+
+
+def test_rolling_deploy_waits_for_the_health_endpoint(tmp_path: Path) -> None:
+    """A host goes back into rotation only when its health endpoint says 200 (database and cache up)."""
+    folder = _write(_data("full", **{"health.path": "/-/up"}), tmp_path / "out")
+    wait = _handler(folder, "Wait until the app answers nginx")
+    assert wait["ansible.builtin.uri"]["url"] == "http://{{ djdeploy_upstream }}{{ djdeploy_health_path }}"
+    assert wait["until"] == "web_answer.status | default(-1) == 200"
+    data = yaml.safe_load((folder / "group_vars/all.yml").read_text())
+    assert data["djdeploy_health_path"] == "/-/up"

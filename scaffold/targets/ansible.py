@@ -179,6 +179,7 @@ def fleet_vars(spec: Spec) -> dict[str, Any]:
         "djdeploy_nftables": firewall_vars(spec),
         "djdeploy_stage_dir": f"/var/lib/djdeploy/{spec.name}",
         "djdeploy_answer_headers": {"Host": spec.domain, "X-Forwarded-Proto": "https"},
+        "djdeploy_health_path": spec.health.path,
     }
 
 
