@@ -656,6 +656,13 @@ NEWER_CASES = {
 @pytest.fixture(scope="module")
 def newer_builds() -> dict[str, list[str]]:
     builds = harness.newer_nginx_builds()
+    if not builds and UNDER_CI:
+        # CI has what the test bed needs (root, debootstrap): build its trixie and sid roots.
+        from machines.images import ensure_image, nginx_image
+
+        for suite in ("trixie", "sid"):
+            ensure_image(nginx_image(suite))
+        builds = harness.newer_nginx_builds()
     if not builds:
         pytest.skip(f"no Debian trixie or sid root file system with nginx at {harness.DEBIAN_ROOTS}")
     return builds
