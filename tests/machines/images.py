@@ -26,7 +26,8 @@ BUILD_STEPS = "4"  # bump when the build steps below change in a way the lists d
 # What a booted host needs, and what the rendered runbook's step 1 installs (so it finds them
 # installed: the machines have no route to the archive). --variant=minbase, no recommends.
 BOOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "ca-certificates", "openssl")
-RUNBOOK_PACKAGES = ("python3", "python3-venv", "nginx", "curl", "postfix")
+# nginx's brotli_static module: what the runbook adds for static.brotli (tests/examples/full.yaml).
+RUNBOOK_PACKAGES = ("python3", "python3-venv", "nginx", "libnginx-mod-http-brotli-static", "curl", "postfix")
 # The package lists are kept, so the runbook's `apt-get update` fetches only what changed since.
 # The rendered runbook's step 3 installs these with pip; they are kept in the image as wheels
 # (pip's find-links), since the machines cannot reach a package index. Not pip itself: the
@@ -66,7 +67,7 @@ def nginx_image(suite: str) -> Image:
     """A chroot that can run `nginx -t` (the host image where there is one: it has the same nginx)."""
     if suite in ("bookworm", "trixie"):
         return host_image(suite)
-    return Image(suite, ("nginx", "openssl"), bootable=False)
+    return Image(suite, ("nginx", "libnginx-mod-http-brotli-static", "openssl"), bootable=False)
 
 
 class ImageBuildError(Exception):
