@@ -57,9 +57,12 @@ def newest_debian_nginx() -> str:
 
 
 def versions_for(real: str, newest: str) -> list[str]:
-    """The nginx.version values checked on nginx *real*: the series on its side of 1.25, then itself."""
-    minor, newest_minor = int(real.split(".")[1]), int(newest.split(".")[1])
-    series = range(OLDEST, HTTP2_DIRECTIVE) if minor < HTTP2_DIRECTIVE else range(HTTP2_DIRECTIVE, newest_minor + 1)
+    """The nginx.version values checked on nginx *real*: the series on its side of 1.25 up to its own
+    (a spec for a newer nginx may use directives this one lacks, e.g. `keepalive 0` from 1.29.7),
+    then itself. The newest Debian nginx (*newest*) covers the series up to the newest."""
+    minor = int(real.split(".")[1])
+    top = min(minor, int(newest.split(".")[1]))
+    series = range(OLDEST, HTTP2_DIRECTIVE) if minor < HTTP2_DIRECTIVE else range(HTTP2_DIRECTIVE, top + 1)
     return [f"1.{m}" for m in series] + [real]
 
 
