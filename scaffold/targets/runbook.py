@@ -398,8 +398,9 @@ def checks(spec: Spec) -> dict[str, Any]:
             "url": q(url), "resolve": q(f"{spec.domain}:{port}:127.0.0.1"), "host": q(f"Host: {spec.domain}"),
             "cacert": cacert,
             "load_balancer": q(f"https://{spec.domain}/") if spec.nginx.load_balancer is not None else None,
-            "health_local": q(f"http://localhost{health}") if socket else
-            q(f"http://{_local(address)}{health}"), "health_url": q(url.rstrip("/") + health)}
+            # curl speaks HTTP, not the uwsgi protocol: uWSGI's health is checked through nginx only.
+            "health_local": None if nginx.speaks_uwsgi(spec) else
+            q(f"http://localhost{health}") if socket else q(f"http://{_local(address)}{health}"), "health_url": q(url.rstrip("/") + health)}
 
 
 def _local(address: str) -> str:
