@@ -11,7 +11,7 @@ from support import UNDER_CI, require_tool
 
 from machines import machines
 
-CONTROL = "djtb-ctl"  # the test client's network namespace
+CONTROL = machines.name("ctl")  # the test client's network namespace
 
 
 def skip_or_fail(message: str) -> None:
@@ -45,9 +45,8 @@ def testbed() -> Iterator[PrivateNetwork]:
     """A bridge in its own namespace and the client's namespace on it; everything torn down at the end."""
     require_machines()
     machines.exit_on_sigterm()
-    for stale in (CONTROL, f"{CONTROL[:-4]}-br"):  # left by a run that was SIGKILLed
-        os.path.exists(f"/run/netns/{stale}") and machines.ip("netns", "del", stale)
-    network = machines.Network(CONTROL[:-4])
+    machines.remove_stale()
+    network = machines.Network(machines.RUN)
     try:
         address = network.join(CONTROL, 1)
         yield PrivateNetwork(network, CONTROL, address)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -32,6 +33,9 @@ CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 PR_SET_PDEATHSIG = 1  # prctl(2)
 CLONE_NEWNET = 0x40000000  # sched.h
 TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "unshare", "ip")
+# Every name a run gives the host (network namespaces, machines' directories and cgroups) starts
+# with its own prefix, so two runs on one host never meet; the pid in it tells a dead run's leftovers.
+RUN = f"tb{os.getpid()}"
 
 # This process's network namespace when it started (the host's), held open for commands that need
 # the package archive, whichever namespace the calling thread is in then.
@@ -56,6 +60,31 @@ def exit_on_sigterm() -> None:
     """Make SIGTERM an ordinary exit, so finally blocks and the atexit hook clean up."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit)
+
+
+def name(suffix: str) -> str:
+    """A name of this run's: the run's prefix and *suffix*."""
+    return f"{RUN}-{suffix}"
+
+
+def remove_stale() -> None:
+    """What runs that were SIGKILLed left: their namespaces, cgroups and machines' directories."""
+    def dead(found: str) -> bool:
+        match = re.match(r"tb(\d+)-", found)
+        return bool(match) and not Path(f"/proc/{match[1]}").exists()
+
+    netns = Path("/run/netns")
+    for found in sorted(p.name for p in netns.iterdir()) if netns.is_dir() else ():
+        if dead(found):
+            subprocess.run(["ip", "netns", "del", found], capture_output=True, timeout=30)
+    for parent in (CGROUP2 / CGROUP_PARENT, CGROUP1_SYSTEMD / CGROUP_PARENT):
+        for cgroup in parent.iterdir() if parent.is_dir() else ():
+            if cgroup.is_dir() and dead(cgroup.name):
+                remove_cgroup(cgroup)
+    for home in STATE.iterdir() if STATE.is_dir() else ():
+        if dead(home.name):
+            subprocess.run(["umount", "-l", str(home / "merged")], capture_output=True, timeout=30)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 class MachineError(Exception):

@@ -25,6 +25,7 @@ import yaml
 import nginx_harness as harness
 from machines.conftest import require_machines
 from machines.images import ensure_image, nginx_image
+from machines import machines
 from machines.machines import Chroot
 from scaffold.spec import validate_data
 from support import example_paths, require_tool
@@ -94,7 +95,7 @@ def nginx_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     require_tool("openssl", "for a throwaway certificate")
     release = request.param
     cert, key = harness.make_certificate(tmp_path_factory.mktemp(f"cert-{release}"))
-    chroot = Chroot(f"nginx-{release}", ensure_image(nginx_image(release)))
+    chroot = Chroot(machines.name(f"nginx-{release}"), ensure_image(nginx_image(release)))
     try:
         real = real_version(chroot)
         newest = newest_debian_nginx()

@@ -26,6 +26,7 @@ from live.test_resilience import RequestStream, run_streams
 from machines.conftest import PrivateNetwork
 from machines.hosts import DATABASE_BESIDE_STATE, VARIANTS, Host, make_ca, render, spec_data
 from machines.images import ensure_image, host_image
+from machines import machines
 from machines.machines import Machine
 
 pytestmark = pytest.mark.machines
@@ -46,7 +47,7 @@ def release_hosts(request: pytest.FixtureRequest, testbed: PrivateNetwork,
     hosts = {}
     try:
         for offset, variant in enumerate(VARIANTS):
-            name = f"tb-{release[:4]}-{variant}"
+            name = machines.name(f"{release[:4]}-{variant}")
             address = testbed.network.join(name, first + offset)
             rendered = render(spec_data(variant, NGINX_OF_RELEASE[release]), tmp / variant)
             hosts[variant] = Host(Machine(name, image, name), variant, release, NGINX_OF_RELEASE[release],
