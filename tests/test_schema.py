@@ -70,6 +70,8 @@ VALIDATE_ONLY = {      # rule: (why the schema leaves it out, what validate says
     "hosts-app-per-server": ("one hosts.app entry per upstream server: compares two lists' lengths", "host(s) for"),
     "shared-media-for-several-hosts": ("media.shared with two remote upstream servers or more: draft-07 cannot "
                                        "count the items that match", "then set media.shared: true"),
+    "shared-database-for-several-hosts": ("no SQLite with two remote upstream servers or more: likewise",
+                                          "use postgresql or mysql"),
     "supervisor-comment": ("';' or '#' after a space (Python's isspace) with supervisor", "supervisor reads"),
     "cdn-not-this-site": ("a CDN static.url on domain or an alias: compares values", "is this site"),
     "protected-apart": ("media.protected outside static and media URLs and roots: compares values",
@@ -393,6 +395,9 @@ CORPUS: list[Case] = [
     bad("several-hosts-unshared", "shared-media-for-several-hosts",
         upstream={"servers": [{"address": "10.0.0.11:8000"}, {"address": "10.0.0.12:8000"}]},
         app_server={"trusted_proxies": ["10.0.0.5"]}),
+    bad("several-hosts-sqlite", "shared-database-for-several-hosts",
+        upstream={"servers": [{"address": "10.0.0.11:8000"}, {"address": "10.0.0.12:8000"}]},
+        app_server={"trusted_proxies": ["10.0.0.5"]}, media={"shared": True}, django__database={"engine": "sqlite"}),
     ok("several-hosts-shared", upstream={"servers": [{"address": "10.0.0.11:8000"}, {"address": "10.0.0.12:8000"}]},
        app_server={"trusted_proxies": ["10.0.0.5"]}, media={"shared": "yes"}),
     bad("media-shared-word", media={"shared": "shared"}), bad("upstream-no-servers", upstream={"servers": []}),

@@ -134,6 +134,7 @@ BAD_SPECS = [
     ({"redis": {"host": "127.0.0.1"}}, "redis", "django.cache"),
     ({"app_server.servers": []}, "app_server.servers", "upstream.servers"),
     ({"media.shared": False}, "media.shared", "media.shared: true"),
+    ({"django.database": {"engine": "sqlite"}}, "django.database.engine", "use postgresql or mysql"),
     ({"hosts.app": ["app1.example.com"]}, "hosts.app", "one per server"),
     ({"hosts.singleton": "app9.example.com"}, "hosts.singleton", "not one of hosts.app"),
     ({"hosts.nginx": ["lb 1"]}, "hosts.nginx[0]", "neither a host name nor an IP address"),

@@ -456,5 +456,16 @@ def _check_shared_media(spec: Spec) -> list[Problem]:
     return []
 
 
+def _check_shared_database(spec: Spec) -> list[Problem]:
+    """SQLite is a file on one host: app hosts that each had their own would each have their own data."""
+    db = spec.django.database
+    if len(remote_servers(spec)) > 1 and db is not None and db.engine == "sqlite":
+        return [(("django", "database", "engine"), "upstream.servers lists several app hosts, and SQLite keeps the "
+                                                   "database in a file on each of them (each host its own users, "
+                                                   "sessions and orders; migrations run on one): use postgresql or "
+                                                   "mysql on a server every app host reaches")]
+    return []
+
+
 CHECKS = (_check_names, _check_django, _check_app_server, _check_upstream, _check_tls, _check_files,
-        _check_shared_media, _check_locations, _check_background, _check_programs, _check_app_process, _check_nginx)
+        _check_shared_media, _check_shared_database, _check_locations, _check_background, _check_programs, _check_app_process, _check_nginx)
