@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scaffold.targets.runbook import APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, STATIC_PACKAGES
+from scaffold.targets.runbook import APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, POOLED_POSTGRESQL, STATIC_PACKAGES
 
 CACHE = Path(os.environ.get("DJDEPLOY_TESTBED_CACHE", "/var/cache/djdeploy-testbed"))
 MIRROR = "http://deb.debian.org/debian"
@@ -35,6 +35,14 @@ RUNBOOK_PACKAGES = ("python3", "python3-venv", "nginx", "libnginx-mod-http-brotl
 # The machines run gunicorn (sync, gthread, ASGI worker) and uvicorn only.
 WHEELS = ("django>=5.2,<6", *APP_SERVER_PACKAGES["gunicorn"], *APP_SERVER_PACKAGES["uvicorn"], *ASGI_WORKER_PACKAGES,
           *STATIC_PACKAGES[True], "uvicorn-worker>=0.4")
+# The hosts of a fleet (tests/machines/test_fleet.py), all from one image: Ansible reaches them over
+# SSH, becomes root with sudo, and its apt module needs python3-apt; supervisor and nftables are
+# what the playbook installs for supervisor hosts; PostgreSQL is the database server the app hosts
+# share (the operator's, not djdeploy's), and the app hosts' client library (pooled) is among the
+# wheels; python3-packaging is what the app role adds for Ansible's pip module.
+FLEET_PACKAGES = ("openssh-server", "sudo", "python3-apt", "python3-packaging", "supervisor", "nftables",
+                  "postgresql")
+FLEET_WHEELS = (*WHEELS, *POOLED_POSTGRESQL)
 WHEELHOUSE = "/var/cache/djdeploy-wheels"
 HOST_CA = Path("/usr/local/share/ca-certificates")
 
@@ -61,6 +69,11 @@ class Image:
 def host_image(suite: str) -> Image:
     """A bootable app host: systemd, nginx, Python and the runbook's packages and wheels."""
     return Image(suite, BOOT_PACKAGES + RUNBOOK_PACKAGES, bootable=True, wheels=WHEELS)
+
+
+def fleet_image() -> Image:
+    """A fleet's host, whatever its part: load balancer, app host or database server (Debian 13)."""
+    return Image("trixie", BOOT_PACKAGES + RUNBOOK_PACKAGES + FLEET_PACKAGES, bootable=True, wheels=FLEET_WHEELS)
 
 
 def nginx_image(suite: str) -> Image:
@@ -154,5 +167,5 @@ def run(argv: list[str], what: str, timeout: float, env: dict | None = None) -> 
 if __name__ == "__main__":  # python -m machines.images: build every image the tests use
     import sys
 
-    for suite in sys.argv[1:] or ("bookworm", "trixie", "sid"):
-        print(ensure_image(nginx_image(suite)))
+    for suite in sys.argv[1:] or ("bookworm", "trixie", "sid", "fleet"):
+        print(ensure_image(fleet_image() if suite == "fleet" else nginx_image(suite)))

@@ -161,10 +161,11 @@ def network_namespace(name: str) -> Iterator[None]:
 class Machine:
     """One booted systemd, on an overlay of *image*, in network namespace *netns*."""
 
-    def __init__(self, name: str, image: Path, netns: str) -> None:
+    def __init__(self, name: str, image: Path, netns: str, options: tuple[str, ...] = ()) -> None:
         self.name = name
         self.image = image
         self.netns = netns
+        self.options = options  # more systemd-nspawn options: --bind=, --capability=
         self.home = STATE / name
         self.nspawn: Optional[subprocess.Popen] = None
         self.cgroups = [CGROUP2 / CGROUP_PARENT / name, CGROUP1_SYSTEMD / CGROUP_PARENT / name]
@@ -186,7 +187,8 @@ class Machine:
             cgroup.mkdir(parents=True)
         log = open(self.home / "console.log", "ab")
         argv = ["systemd-nspawn", "-q", "-D", str(self.root), "-M", self.name, "-b", "--register=no",
-                "--keep-unit", f"--network-namespace-path=/run/netns/{self.netns}", "--console=passive"]
+                "--keep-unit", f"--network-namespace-path=/run/netns/{self.netns}", "--console=passive",
+                *self.options]
         procs = [str(c / "cgroup.procs") for c in self.cgroups]
 
         def enter_cgroups() -> None:
