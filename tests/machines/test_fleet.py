@@ -17,6 +17,7 @@ the same site behind one load balancer.
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import re
@@ -39,7 +40,7 @@ from live.stack import wait_for
 from live.test_resilience import RequestStream, run_streams
 from machines import machines
 from machines.conftest import PrivateNetwork
-from machines.hosts import CA, CERT_DIR, Ports, make_ca, render
+from machines.hosts import CA, CERT_DIR, make_ca, render
 from machines.images import ensure_image, fleet_image
 from machines.machines import Machine, network_namespace
 from support import require_tool
@@ -106,43 +107,66 @@ class Fleet:
                 "ANSIBLE_PRIVATE_KEY_FILE": str(self.tmp / "key"), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(home / "cp"),
                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
 
-    # -- a client on the private network
+    # -- a client on the private network, talking to the load balancer
 
-    def fetch(self, path: str, **kwargs) -> client.Response:
-        kwargs.setdefault("context", client.tls_context(self.ca.cert))
-        with self.connected():
-            return client.fetch("https", DOMAIN, 443, path, **kwargs)
+    def connection(self, timeout: float = 10.0) -> http.client.HTTPSConnection:
+        return client.PinnedHTTPSConnection(DOMAIN, 443, address=self.lb_address, timeout=timeout,
+                                            context=client.tls_context(self.ca.cert))
 
-    def connected(self):
-        return _Connected(self.control, self.lb_address)
-
-    @property
-    def site(self) -> "_SiteView":
-        return _SiteView(self.ca.cert)
-
-
-@dataclass(frozen=True)
-class _SiteView:
-    """What tests/live's request streams read of a site: its ports and the CA to trust."""
-
-    cert: Path
-    ports: Ports = Ports()
+    def fetch(self, path: str, *, method: str = "GET", body: bytes | None = None,
+              headers: dict[str, str] | None = None) -> client.Response:
+        """One request on a fresh connection from the control host, through the load balancer."""
+        with network_namespace(self.control):
+            conn = self.connection()
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                reply = conn.getresponse()
+                return client.Response(reply.status, reply.headers, reply.read())
+            finally:
+                conn.close()
 
 
-class _Connected:
-    """In the block (and threads it starts): the client's namespace, the site's names at the load balancer."""
+class BrowserStream(RequestStream):
+    """tests/live's request stream, resending as browsers do: a request that met a kept-alive
+    connection closed before any byte of an answer is sent again once, on a new connection
+    (RFC 9112, 9.3.1). An nginx reload closes its old workers' idle connections, and the rolling
+    deploy reloads nginx four times; such resends are counted, and any other error is a failure."""
 
-    def __init__(self, control: str, address: str) -> None:
-        self.namespace = network_namespace(control)
-        self.names = client.server(address)
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__(fleet)
+        self.resent = 0
+        self.hosts: list[str] = []
 
-    def __enter__(self) -> None:
-        self.namespace.__enter__()
-        self.names.__enter__()
+    def connect(self) -> http.client.HTTPConnection:
+        return self.stack.connection()
 
-    def __exit__(self, *exc: object) -> None:
-        self.names.__exit__(*exc)
-        self.namespace.__exit__(*exc)
+    def run(self) -> None:
+        with network_namespace(self.stack.control):
+            conn, used = self.connect(), False
+            while not self.stopping.is_set():
+                try:
+                    reply = client.send(conn, "/whoami/")
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                    conn.close()
+                    conn = self.connect()
+                    if used:
+                        self.resent += 1
+                        used = False
+                        continue
+                    self.failures.append(repr(e))
+                    continue
+                except (OSError, http.client.HTTPException) as e:
+                    self.failures.append(repr(e))
+                    conn.close()
+                    conn, used = self.connect(), False
+                    continue
+                used = True
+                if reply.status != 200:
+                    self.failures.append(f"{reply.status} {reply.body[:200]!r}")
+                else:
+                    self.pids.append(reply.json()["pid"])
+                    self.hosts.append(reply.json()["hostname"])
+            conn.close()
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
@@ -222,67 +246,110 @@ runuser -u postgres -- psql -q -c "CREATE ROLE {NAME} LOGIN PASSWORD '{DB_PASSWO
 """, timeout=120)
 
 
-@pytest.fixture(scope="module", params=list(FLEETS))
-def fleet(request: pytest.FixtureRequest, testbed: PrivateNetwork,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The fleet's machines booted bare, then converged by one run of the playbook."""
-    which = request.param
-    app_server, managers = FLEETS[which]
-    image = ensure_image(fleet_image())
-    tmp = tmp_path_factory.mktemp(f"fleet-{which}")
-    first = 30 + 10 * list(FLEETS).index(which)
+@dataclass
+class Bare:
+    """A fleet's machines, booted, before anything is installed."""
+
+    name: str
+    machine: dict[str, Machine]
+    address: dict[str, str]
+    media: Path
+    tmp: Path
+
+
+def boot_bare(which: str, index: int, testbed: PrivateNetwork, image: Path, tmp: Path, public_key: str) -> Bare:
+    """Four machines on the private network: lb, app1, app2, db (PostgreSQL masked on all but db)."""
     roles = ["lb", "app1", "app2", "db"]
     names = {role: machines.name(f"{which[:4]}-{role}") for role in roles}
     media = machines.STATE / machines.name(f"{which[:4]}-media")
     media.mkdir(parents=True, exist_ok=True)
+    address = {r: testbed.network.join(names[r], 30 + 10 * index + i) for i, r in enumerate(roles)}
+    # The shared media root, and what a host's root may do that nspawn withholds by default:
+    # netlink to nftables (the supervisor hosts' firewall table), bpf() for systemd's IP
+    # address filters (the socket unit's IPAddressAllow=).
+    options = (f"--bind={media}:/srv/{NAME}/media", "--capability=CAP_NET_ADMIN", "--system-call-filter=bpf")
+    machine = {r: Machine(names[r], image, names[r], options=options if r != "db" else ()) for r in roles}
+    for role, m in machine.items():
+        m.mount()
+        authorize(m, public_key)
+        if role != "db":
+            mask(m, "postgresql.service")
+    for m in machine.values():
+        m.boot()
+    return Bare(which, machine, address, media, tmp)
+
+
+def converge(bare: Bare, control: str, control_address: str, subnet: str) -> Fleet:
+    """What the operator does before the first run, then the first run of the playbook."""
+    machine, address, tmp = bare.machine, bare.address, bare.tmp
+    app_server, managers = FLEETS[bare.name]
+    set_up_database(machine["db"], subnet)
+    ca = make_ca(tmp / "ca")
+    lb_cert = machine["lb"].root / CERT_DIR.lstrip("/")
+    lb_cert.mkdir(parents=True)
+    shutil.copy(ca.leaf, lb_cert / "fullchain.pem")
+    shutil.copy(ca.key, lb_cert / "privkey.pem")
+    (lb_cert / "privkey.pem").chmod(0o600)
+    for role in ("lb", "app1", "app2"):  # fresh package lists, from the host's network
+        machine[role].run("apt-get update -qq", network=False, timeout=300)
+    spec = fleet_spec(app_server, address["lb"], [address["app1"], address["app2"]], address["db"])
+    rendered = render(spec, tmp / "deploy")
+    (tmp / "managers.yml").write_text(yaml.safe_dump({"all": {"hosts": {
+        address["app1"]: {"djdeploy_process_manager": managers[0]},
+        address["app2"]: {"djdeploy_process_manager": managers[1]}}}}))
+    write_operator_vars(tmp, "1")
+    addresses = {m.name: address[r] for r, m in machine.items()}
+    fleet = Fleet(bare.name, machine["lb"], [machine["app1"], machine["app2"]], machine["db"], addresses, managers,
+                  rendered, ca, control, control_address, tmp, media=bare.media)
+    started = time.monotonic()
+    fleet.playbook()
+    fleet.converged_in = time.monotonic() - started
+    return fleet
+
+
+def each(fleets: dict[str, Fleet], check) -> dict[str, object]:
+    """Run *check* on every fleet at once (each in a thread); raise the first failure, naming its fleet."""
+    with ThreadPoolExecutor(len(fleets)) as pool:
+        futures = {name: pool.submit(check, fleet) for name, fleet in fleets.items()}
+    results = {}
+    for name, future in futures.items():
+        try:
+            results[name] = future.result()
+        except AssertionError as e:
+            raise AssertionError(f"fleet {name}: {e}") from e
+    return results
+
+
+@pytest.fixture(scope="module")
+def fleets(testbed: PrivateNetwork, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fleet]]:
+    """Every fleet's machines booted bare, then converged by one run of the playbook, the fleets side by side."""
+    image = ensure_image(fleet_image())
+    tmp = tmp_path_factory.mktemp("fleets")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "djdeploy-fleet-test", "-f",
                     str(tmp / "key")], check=True, capture_output=True, timeout=30)
     public_key = (tmp / "key.pub").read_text()
-    booted: list[Machine] = []
+    bares: list[Bare] = []
     try:
-        addresses = {names[r]: testbed.network.join(names[r], first + i) for i, r in enumerate(roles)}
-        address = {r: addresses[names[r]] for r in roles}
-        # The shared media root, and what a host's root may do that nspawn withholds by default:
-        # netlink to nftables (the supervisor hosts' firewall table), bpf() for systemd's IP
-        # address filters (the socket unit's IPAddressAllow=).
-        options = (f"--bind={media}:/srv/{NAME}/media", "--capability=CAP_NET_ADMIN", "--system-call-filter=bpf")
-        machine = {r: Machine(names[r], image, names[r], options=options if r != "db" else ()) for r in roles}
-        for role, m in machine.items():
-            m.mount()
-            authorize(m, public_key)
-            if role != "db":
-                mask(m, "postgresql.service")
-        for m in machine.values():
-            m.boot()
-            booted.append(m)
-        set_up_database(machine["db"], testbed.network.subnet)
-        ca = make_ca(tmp / "ca")
-        lb_cert = machine["lb"].root / CERT_DIR.lstrip("/")
-        lb_cert.mkdir(parents=True)
-        shutil.copy(ca.leaf, lb_cert / "fullchain.pem")
-        shutil.copy(ca.key, lb_cert / "privkey.pem")
-        (lb_cert / "privkey.pem").chmod(0o600)
-        with ThreadPoolExecutor(3) as pool:  # fresh package lists, from the host's network
-            list(pool.map(lambda m: m.run("apt-get update -qq", network=False, timeout=300),
-                          [machine["lb"], machine["app1"], machine["app2"]]))
-        spec = fleet_spec(app_server, address["lb"], [address["app1"], address["app2"]], address["db"])
-        rendered = render(spec, tmp / "deploy")
-        (tmp / "managers.yml").write_text(yaml.safe_dump({"all": {"hosts": {
-            address["app1"]: {"djdeploy_process_manager": managers[0]},
-            address["app2"]: {"djdeploy_process_manager": managers[1]}}}}))
-        write_operator_vars(tmp, "1")
-        f = Fleet(which, machine["lb"], [machine["app1"], machine["app2"]], machine["db"], addresses, managers,
-                  rendered, ca, testbed.control, testbed.control_address, tmp, media=media)
-        started = time.monotonic()
-        f.playbook()
-        f.converged_in = time.monotonic() - started
-        yield f
+        for index, which in enumerate(FLEETS):
+            # From this thread: each nspawn gets SIGTERM (a clean poweroff) when the thread that
+            # started it ends, which is meant to be the test process.
+            home = tmp / which
+            home.mkdir()
+            shutil.copy(tmp / "key", home / "key")
+            bares.append(boot_bare(which, index, testbed, image, home, public_key))
+        with ThreadPoolExecutor(len(bares)) as pool:
+            futures = [pool.submit(converge, b, testbed.control, testbed.control_address, testbed.network.subnet)
+                       for b in bares]
+        yield {f.name: f for f in (future.result() for future in futures)}
     finally:
-        for m in booted or []:
+        every = [m for b in bares for m in b.machine.values()]
+        with ThreadPoolExecutor(max(len(every), 1)) as pool:
+            list(pool.map(lambda m: m.poweroff(), every))
+        for m in every:
             m.close()
-        for name in names.values():
-            testbed.network.leave(name)
-        shutil.rmtree(media, ignore_errors=True)
+            testbed.network.leave(m.name)
+        for b in bares:
+            shutil.rmtree(b.media, ignore_errors=True)
 
 
 def write_operator_vars(tmp: Path, release: str) -> None:
@@ -300,141 +367,152 @@ def whoami(fleet: Fleet, requests: int = 20) -> list[dict]:
 
 # -- converged from bare machines
 
-def test_both_app_hosts_answer_through_the_load_balancer(fleet: Fleet) -> None:
-    seen = whoami(fleet)
-    assert {s["hostname"] for s in seen} == {m.name for m in fleet.apps}
-    assert {(s["secure"], s["host"], s["remote_addr"]) for s in seen} == {(True, DOMAIN, fleet.control_address)}
+def test_both_app_hosts_answer_through_the_load_balancer(fleets: dict[str, Fleet]) -> None:
+    for fleet in fleets.values():
+        seen = whoami(fleet)
+        assert {s["hostname"] for s in seen} == {m.name for m in fleet.apps}, fleet.name
+        assert {(s["secure"], s["host"], s["remote_addr"]) for s in seen} == {(True, DOMAIN, fleet.control_address)}
 
 
-def test_each_app_host_runs_its_process_manager(fleet: Fleet) -> None:
-    for app, manager in zip(fleet.apps, fleet.managers):
-        if manager == "systemd":
-            assert app.run(f"systemctl is-active {NAME}-web.socket {NAME}-heartbeat.service").stdout.split() == [
-                "active", "active"]
-            # (supervisor is in the image every machine boots from, with nothing of the site's)
-            assert not (app.root / f"etc/supervisor/conf.d/{NAME}.conf").exists()
-        else:
-            status = app.run("supervisorctl status").stdout
-            assert re.search(rf"^{NAME}-web:\S+\s+RUNNING", status, re.M), status
-            assert re.search(rf"^{NAME}:{NAME}-heartbeat\s+RUNNING", status, re.M), status
-            assert app.run(f"systemctl is-enabled {NAME}-web.socket", check=False).stdout.strip() != "enabled"
+def test_each_app_host_runs_its_process_manager(fleets: dict[str, Fleet]) -> None:
+    for fleet in fleets.values():
+        for app, manager in zip(fleet.apps, fleet.managers):
+            if manager == "systemd":
+                assert app.run(f"systemctl is-active {NAME}-web.socket {NAME}-heartbeat.service").stdout.split() == [
+                    "active", "active"]
+                # (supervisor is in the image every machine boots from, with nothing of the site's)
+                assert not (app.root / f"etc/supervisor/conf.d/{NAME}.conf").exists()
+            else:
+                status = app.run("supervisorctl status").stdout
+                assert re.search(rf"^({NAME}-web:\S+|{NAME}:{NAME}-web)\s+RUNNING", status, re.M), status
+                assert re.search(rf"^{NAME}:{NAME}-heartbeat\s+RUNNING", status, re.M), status
+                assert app.run(f"systemctl is-enabled {NAME}-web.socket", check=False).stdout.strip() != "enabled"
 
 
-def test_static_files_are_on_the_load_balancer(fleet: Fleet) -> None:
+def test_static_files_are_on_the_load_balancer(fleets: dict[str, Fleet]) -> None:
     """collectstatic ran on the app hosts; the load balancer serves every hashed name the pages use."""
-    manifest = json.loads((fleet.lb.root / f"srv/{NAME}/static/staticfiles.json").read_text())
-    hashed = manifest["paths"]["css/site.css"]
-    served = fleet.fetch(f"/static/{hashed}", headers={"Accept-Encoding": "gzip"})
-    assert served.status == 200 and served.header("Content-Encoding") == "gzip"
-    assert "immutable" in (served.header("Cache-Control") or "")
-    for app in fleet.apps:   # the app hosts name the same files
-        assert json.loads((app.root / f"srv/{NAME}/static/staticfiles.json").read_text())["paths"]["css/site.css"] == hashed
+    for fleet in fleets.values():
+        manifest = json.loads((fleet.lb.root / f"srv/{NAME}/static/staticfiles.json").read_text())
+        hashed = manifest["paths"]["css/site.css"]
+        served = fleet.fetch(f"/static/{hashed}", headers={"Accept-Encoding": "gzip"})
+        assert served.status == 200 and served.header("Content-Encoding") == "gzip"
+        assert "immutable" in (served.header("Cache-Control") or "")
+        for app in fleet.apps:   # the app hosts name the same files
+            app_manifest = json.loads((app.root / f"srv/{NAME}/static/staticfiles.json").read_text())
+            assert app_manifest["paths"]["css/site.css"] == hashed
 
 
-def test_uploads_from_every_app_host_are_served_by_the_load_balancer(fleet: Fleet) -> None:
-    stored: dict[str, str] = {}
-    context = client.tls_context(fleet.ca.cert)
-    with fleet.connected():
+def test_uploads_from_every_app_host_are_served_by_the_load_balancer(fleets: dict[str, Fleet]) -> None:
+    for fleet in fleets.values():
+        stored: dict[str, str] = {}
         for i in range(12):
-            content = f"upload {i}\n".encode()
-            conn = client.open_connection("https", DOMAIN, 443, context=context)
-            try:
-                conn.request("POST", f"/upload/?name=fleet-{i}.txt", body=content, headers={"Content-Type": "text/plain"})
-                answer = conn.getresponse()
-                assert answer.status == 200, answer.read()[:300]
-                stored[json.loads(answer.read())["url"]] = content.decode()
-            finally:
-                conn.close()
-    for url, content in stored.items():
-        served = fleet.fetch(url)
-        assert served.status == 200 and served.body.decode() == content
-    assert len(list(fleet.media.glob("fleet-*.txt"))) == 12   # one shared root
-    # Both app hosts took some: the load balancer's access log names the upstream of each (flushed within 5 s).
-    log = fleet.lb.root / f"var/log/nginx/{NAME}.access.log"
-    uploads = lambda: re.findall(r'"POST /upload/\?name=fleet-\d+\.txt [^"]*" 200 .*? upstream_addr="([^"]+)"',
-                                 log.read_text() if log.exists() else "")  # noqa: E731
-    took = wait_for(lambda: (found := uploads()) and len(found) == 12 and found, 15, "12 uploads in the access log")
-    assert set(took) == {f"{fleet.app_address(i)}:{APP_PORT}" for i in range(len(fleet.apps))}
+            content = f"upload {i}\n"
+            reply = fleet.fetch(f"/upload/?name=fleet-{i}.txt", method="POST", body=content.encode(),
+                                headers={"Content-Type": "text/plain"})
+            assert reply.status == 200, reply.body[:300]
+            stored[reply.json()["url"]] = content
+        for url, content in stored.items():
+            served = fleet.fetch(url)
+            assert served.status == 200 and served.body.decode() == content
+        assert len(list(fleet.media.glob("fleet-*.txt"))) == 12   # one shared root
+        # Both app hosts took some: the load balancer's access log names the upstream of each
+        # (flushed within 5 s).
+        log = fleet.lb.root / f"var/log/nginx/{NAME}.access.log"
+
+        def uploads() -> list[str]:
+            text = log.read_text() if log.exists() else ""
+            return re.findall(r'"POST /upload/\?name=fleet-\d+\.txt [^"]*" 200 .*? upstream_addr="([^"]+)"', text)
+
+        took = wait_for(lambda: (found := uploads()) and len(found) == 12 and found, 15, "12 uploads in the access log")
+        assert set(took) == {f"{fleet.app_address(i)}:{APP_PORT}" for i in range(len(fleet.apps))}
 
 
-def test_the_database_is_shared(fleet: Fleet) -> None:
+def test_the_database_is_shared(fleets: dict[str, Fleet]) -> None:
     """Sessions written through either host land in the one database (migrate ran once, on the singleton)."""
-    keys = {fleet.fetch("/remember/").json()["session"] for _ in range(6)}
-    rows = fleet.db.run(f"runuser -u postgres -- psql -At -d {NAME} -c 'select session_key from django_session'").stdout
-    assert keys <= set(rows.split())
+    for fleet in fleets.values():
+        keys = {fleet.fetch("/remember/").json()["session"] for _ in range(6)}
+        rows = fleet.db.run(f"runuser -u postgres -- psql -At -d {NAME} -c 'select session_key from django_session'")
+        assert keys <= set(rows.stdout.split())
 
 
-def test_an_app_port_admits_only_the_load_balancer(fleet: Fleet) -> None:
+def test_an_app_port_admits_only_the_load_balancer(fleets: dict[str, Fleet]) -> None:
     """From the control host (not a trusted proxy) the app port answers nothing; from the load balancer it does."""
-    for index in range(len(fleet.apps)):
-        address = fleet.app_address(index)
-        with network_namespace(fleet.control):
-            with pytest.raises(OSError):
-                with socket.create_connection((address, APP_PORT), timeout=2) as s:
-                    s.sendall(f"GET /healthz HTTP/1.0\r\nHost: {DOMAIN}\r\n\r\n".encode())
-                    answer = s.recv(100)
-                    if not answer:
-                        raise ConnectionResetError("closed without an answer")
-                    pytest.fail(f"{address}:{APP_PORT} ({fleet.managers[index]}) answered the control host: {answer!r}")
-        answer = fleet.lb.run(f"curl -sS -o /dev/null -w '%{{http_code}}' -H 'Host: {DOMAIN}' "
-                              f"-H 'X-Forwarded-Proto: https' http://{address}:{APP_PORT}/healthz").stdout
-        assert answer == "200"
+    for fleet in fleets.values():
+        for index in range(len(fleet.apps)):
+            address, manager = fleet.app_address(index), fleet.managers[index]
+            with network_namespace(fleet.control):
+                with pytest.raises(OSError):
+                    with socket.create_connection((address, APP_PORT), timeout=2) as s:
+                        s.sendall(f"GET /healthz HTTP/1.0\r\nHost: {DOMAIN}\r\n\r\n".encode())
+                        answer = s.recv(100)
+                        if not answer:
+                            raise ConnectionResetError("closed without an answer")
+                        pytest.fail(f"{address}:{APP_PORT} ({manager}) answered the control host: {answer!r}")
+            answer = fleet.lb.run(f"curl -sS -o /dev/null -w '%{{http_code}}' -H 'Host: {DOMAIN}' "
+                                  f"-H 'X-Forwarded-Proto: https' http://{address}:{APP_PORT}/healthz").stdout
+            assert answer == "200", f"{fleet.name}: {address} ({manager}) from the load balancer: {answer}"
 
 
 # -- a converged fleet
 
-def test_a_second_run_changes_nothing(fleet: Fleet) -> None:
-    again = fleet.playbook()
-    assert changed_tasks(again.stdout) == []
-    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap(again.stdout).values()), again.stdout[-3000:]
+def test_a_second_run_changes_nothing(fleets: dict[str, Fleet]) -> None:
+    def second(fleet: Fleet) -> None:
+        again = fleet.playbook()
+        assert changed_tasks(again.stdout) == [], "\n".join(changed_tasks(again.stdout))
+        assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap(again.stdout).values()), again.stdout[-3000:]
+
+    each(fleets, second)
 
 
-def test_check_mode_reports_no_change(fleet: Fleet) -> None:
-    checked = fleet.playbook("--check", "--diff")
-    assert changed_tasks(checked.stdout) == [], "\n".join(changed_tasks(checked.stdout))
-    assert all(r["changed"] == 0 for r in recap(checked.stdout).values())
+def test_check_mode_reports_no_change(fleets: dict[str, Fleet]) -> None:
+    def checked(fleet: Fleet) -> None:
+        done = fleet.playbook("--check", "--diff")
+        assert changed_tasks(done.stdout) == [], "\n".join(changed_tasks(done.stdout))
+        assert all(r["changed"] == 0 for r in recap(done.stdout).values())
+
+    each(fleets, checked)
 
 
 # -- deploys and failures under load
 
-def test_a_rolling_deploy_under_load_loses_no_request(fleet: Fleet) -> None:
-    streams = [RequestStream(fleet) for _ in range(2)]
-    releases: list[str] = []
-    write_operator_vars(fleet.tmp, "2")
-    result: dict[str, subprocess.CompletedProcess] = {}
-
-    def deploy() -> None:
-        result["run"] = fleet.playbook(check=False)
-
-    with fleet.connected():
+def test_a_rolling_deploy_under_load_loses_no_request(fleets: dict[str, Fleet]) -> None:
+    """The playbook with a new release of the project, while two clients send requests through the
+    load balancer: every request answered, every host on the new release, one host at a time."""
+    def deploy(fleet: Fleet) -> str:
+        streams = [BrowserStream(fleet) for _ in range(2)]
+        write_operator_vars(fleet.tmp, "2")
+        result: dict[str, subprocess.CompletedProcess] = {}
         with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(deploy)
+            running = pool.submit(lambda: result.setdefault("run", fleet.playbook(check=False)))
             run_streams(streams, lambda: running.done() and all(len(s.pids) > 50 for s in streams), 900,
                         "the rolling deploy")
-    assert result["run"].returncode == 0, result["run"].stdout[-6000:]
-    assert [f for s in streams for f in s.failures] == []
-    releases = {s["release"] for s in whoami(fleet)}
-    assert releases == {"2"}
-    # One host at a time: each left nginx's rotation and came back.
-    drained = [line for line in changed_tasks(result["run"].stdout) if line.startswith("Take the host out")]
-    assert len(drained) == len(fleet.apps), drained
+        assert result["run"].returncode == 0, result["run"].stdout[-6000:]
+        assert [f for s in streams for f in s.failures] == []
+        assert {s["release"] for s in whoami(fleet)} == {"2"}
+        # One host at a time: each left nginx's rotation and came back.
+        drained = [line for line in changed_tasks(result["run"].stdout) if "Take the host out of nginx's rotation" in line]
+        assert len(drained) == len(fleet.apps), drained
+        return f"{sum(len(s.pids) for s in streams)} requests, {sum(s.resent for s in streams)} resent"
+
+    print(each(fleets, deploy))
 
 
-def test_an_app_host_powered_off_under_load_loses_no_request(fleet: Fleet) -> None:
-    """The second app host powers off (its units stop, then nothing listens: connections are refused)
-    while two clients send requests; nginx sends each refused one to the first host."""
-    streams = [RequestStream(fleet) for _ in range(2)]
-    victim = fleet.apps[1]
-    state: dict[str, float] = {}
+def test_an_app_host_powered_off_under_load_loses_no_request(fleets: dict[str, Fleet]) -> None:
+    """The second app host powers off (its programs stop, then nothing listens: connections are
+    refused) while two clients send requests; nginx sends each refused one to the first host."""
+    def power_off(fleet: Fleet) -> None:
+        streams = [BrowserStream(fleet) for _ in range(2)]
+        victim = fleet.apps[1]
+        state: dict[str, int] = {}
 
-    def done() -> bool:
-        if "off" not in state and all(len(s.pids) >= 20 for s in streams):
-            victim.poweroff()
-            state["off"] = time.monotonic()
-            state["count"] = sum(len(s.pids) for s in streams)
-        return "off" in state and sum(len(s.pids) for s in streams) >= state["count"] + 100
+        def done() -> bool:
+            if "off" not in state and all(len(s.pids) >= 20 for s in streams):
+                victim.poweroff()
+                state["off"] = sum(len(s.pids) for s in streams)
+            return "off" in state and sum(len(s.pids) for s in streams) >= state["off"] + 200
 
-    with fleet.connected():
         run_streams(streams, done, 120, "requests after the host went away")
-    assert [f for s in streams for f in s.failures] == []
-    assert {s["hostname"] for s in whoami(fleet, 6)} == {fleet.apps[0].name}
+        assert [f for s in streams for f in s.failures] == []
+        assert {s["hostname"] for s in whoami(fleet, 6)} == {fleet.apps[0].name}
+
+    each(fleets, power_off)
