@@ -1,6 +1,6 @@
 """Benchmark the rendered stack on loopback as browsers load it, beside what a user would pick instead.
 
-    sudo python tests/bench.py [--seconds 4] [--rounds 3] [--connections 16] [--kinds sync,gthread,uvicorn]
+    sudo python tests/bench.py [--seconds 3] [--rounds 5] [--connections 16] [--kinds sync,gthread,uvicorn]
 
 One run starts the rendered stack three times (gunicorn sync, gunicorn gthread, uvicorn) and measures,
 with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on every request:
@@ -507,8 +507,8 @@ def setting(text: str) -> tuple[str, object]:
 def main(argv: Optional[list[str]] = None) -> int:
     """Check the host, build what is missing, run, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per run (default 4)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per run (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--kinds", type=lambda s: s.split(","), default=list(KINDS),
