@@ -14,7 +14,9 @@ with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on
 - the page while nginx reloads and gunicorn gets HUP every second (errors must stay 0).
 
 Targets run in interleaved rounds (each round visits every target once, starting one further along);
-the table shows each target's median over the rounds and the ratios. It needs root, nginx, openssl,
+the table shows each target's median over the rounds and the ratios, also at equal host CPU (requests
+per CPU-second of nginx and the app together). wrk runs on the last CPU and everything the bench starts
+on the others, as if the clients were elsewhere (--no-pin: wrk shares every CPU). It needs root, nginx, openssl,
 systemd-tmpfiles, unshare and wrk; everything it starts is stopped at the end.
 """
 
