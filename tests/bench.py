@@ -429,6 +429,18 @@ class Bench:
             found[t.label] = reply
         return found
 
+    def pin(self, cpus: set[int]) -> None:
+        """Every thread of every process this run started (supervisord, the app, nginx) onto *cpus*."""
+        roots = {p.pid for p in self.extra}
+        for stack in self.stacks:
+            roots |= {p.pid for p in (stack.supervisord, stack.nginx_master) if p is not None}
+        for pid in process_tree(roots):
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    os.sched_setaffinity(int(task.name), cpus)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
     def stop(self) -> None:
         for proc in self.extra:
             try:
@@ -455,12 +467,12 @@ def run(host: Host, args: argparse.Namespace) -> None:
     hosts = host.base / "hosts"
     hosts.write_text(f"127.0.0.1 localhost {DOMAIN}\n")
     client, servers = split_cpus(args.pin)
-    if client:
-        # Everything started from here on (supervisord, the app, nginx and the workers they fork)
-        # inherits this: the servers on their CPUs, wrk on its own, as clients elsewhere would be.
-        os.sched_setaffinity(0, servers)
     try:
         bench.start(args.kinds, dict(args.app_server))
+        if client:
+            # Once started (on every CPU, which is quicker): the servers on their CPUs, wrk on its own,
+            # as clients elsewhere would be. Workers forked later (reloads) inherit it.
+            bench.pin(servers)
         bench.add_reload_rows() if args.reload else None
         probes = bench.probe()
         regular = [t for t in bench.targets if t.during is None]
