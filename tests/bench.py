@@ -1,6 +1,6 @@
 """Benchmark the rendered stack on loopback as browsers load it, beside what a user would pick instead.
 
-    sudo python tests/bench.py [--seconds 4] [--rounds 3] [--connections 16] [--kinds sync,gthread,uvicorn]
+    sudo python tests/bench.py [--seconds 3] [--rounds 5] [--connections 16] [--kinds sync,gthread,uvicorn]
 
 One run starts the rendered stack three times (gunicorn sync, gunicorn gthread, uvicorn) and measures,
 with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on every request:
@@ -14,7 +14,9 @@ with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on
 - the page while nginx reloads and gunicorn gets HUP every second (errors must stay 0).
 
 Targets run in interleaved rounds (each round visits every target once, starting one further along);
-the table shows each target's median over the rounds and the ratios. It needs root, nginx, openssl,
+the table shows each target's median over the rounds and the ratios, also at equal host CPU (requests
+per CPU-second of nginx and the app together). wrk runs on the last CPU and everything the bench starts
+on the others, as if the clients were elsewhere (--no-pin: wrk shares every CPU). It needs root, nginx, openssl,
 systemd-tmpfiles, unshare and wrk; everything it starts is stopped at the end.
 """
 
@@ -63,6 +65,7 @@ class Target:
     stack: Stack
     cpu_pids: Callable[[], set[int]]  # nginx workers (or the app, for app-alone rows): CPU per request
     app_pids: Callable[[], set[int]] = lambda: set()  # app workers: how evenly they share the work
+    host_pids: Optional[Callable[[], set[int]]] = None  # every server process the row uses (default cpu_pids)
     during: Optional[Callable[[], None]] = None  # called every second while the load runs
     runs: list["Run"] = field(default_factory=list)
 
@@ -78,6 +81,7 @@ class Run:
     bad_status: int  # answers other than 2xx/3xx
     cpu_us: float  # CPU of cpu_pids per request
     busiest: Optional[float]  # share of the app's CPU taken by its busiest process
+    host_cpu_us: float  # CPU of host_pids per request: nginx and the app together
 
 
 # -- load: wrk, with the site's name resolving to loopback in its own mount namespace
@@ -113,16 +117,19 @@ def cpu_ticks(pids: set[int]) -> dict[int, int]:
     return found
 
 
-def measure(target: Target, hosts: Path, seconds: float, connections: int, threads: int) -> Run:
-    """One wrk run against *target*, with the CPU its processes used."""
-    before_cpu, before_app = cpu_ticks(target.cpu_pids()), cpu_ticks(target.app_pids())
+def measure(target: Target, hosts: Path, seconds: float, connections: int, threads: int,
+            client_cpus: Optional[set[int]] = None) -> Run:
+    """One wrk run against *target* (on *client_cpus* when given), with the CPU its processes used."""
+    host = target.host_pids or target.cpu_pids
+    before_cpu, before_app, before_host = cpu_ticks(target.cpu_pids()), cpu_ticks(target.app_pids()), cpu_ticks(host())
     stop = threading.Event()
     poker = threading.Thread(target=_every_second, args=(target.during, stop)) if target.during else None
     if poker:
         poker.start()
     try:
         done = subprocess.run(wrk_argv(hosts, target.url, seconds, connections, threads), capture_output=True,
-                              text=True, timeout=seconds + 60)
+                              text=True, timeout=seconds + 60,
+                              preexec_fn=(lambda: os.sched_setaffinity(0, client_cpus)) if client_cpus else None)
     finally:
         stop.set()
         if poker:
@@ -131,12 +138,14 @@ def measure(target: Target, hosts: Path, seconds: float, connections: int, threa
         raise RuntimeError(f"wrk failed on {target.label}: {done.stderr}")
     rate, p50, p99, errors, bad_status = parse_wrk(done.stdout)
     hz = os.sysconf("SC_CLK_TCK")
-    after_cpu, after_app = cpu_ticks(target.cpu_pids()), cpu_ticks(target.app_pids())
+    after_cpu, after_app, after_host = cpu_ticks(target.cpu_pids()), cpu_ticks(target.app_pids()), cpu_ticks(host())
     used = sum(after_cpu[p] - before_cpu.get(p, 0) for p in after_cpu)
+    used_host = sum(after_host[p] - before_host.get(p, 0) for p in after_host)
     per_app = [after_app[p] - before_app.get(p, 0) for p in after_app]
     requests = max(rate * seconds, 1)
     busiest = max(per_app) / sum(per_app) if per_app and sum(per_app) else None
-    return Run(rate, p50, p99, errors, bad_status, used / hz / requests * 1e6, busiest)
+    return Run(rate, p50, p99, errors, bad_status, used / hz / requests * 1e6, busiest,
+               used_host / hz / requests * 1e6)
 
 
 def _every_second(action: Callable[[], None], stop: threading.Event) -> None:
@@ -253,6 +262,12 @@ def app_workers(stack: Stack) -> Callable[[], set[int]]:
     return found
 
 
+def stack_processes(stack: Stack) -> Callable[[], set[int]]:
+    """nginx's workers and every process of the app (gunicorn's master too): the host's side of a row."""
+    workers = nginx_workers(stack)
+    return lambda: workers() | process_tree(set(stack.web_processes().values()))
+
+
 def alone_workers(procs: list[subprocess.Popen]) -> Callable[[], set[int]]:
     """Every process of an app server run outside supervisor."""
     return lambda: process_tree({p.pid for p in procs})
@@ -294,7 +309,8 @@ def summary(target: Target) -> dict[str, float]:
     return {"rate": median([r.rate for r in runs]), "p50": median([r.p50_ms for r in runs]),
             "p99": median([r.p99_ms for r in runs]), "errors": sum(r.errors for r in runs),
             "bad_status": sum(r.bad_status for r in runs),
-            "cpu": median([r.cpu_us for r in runs]), "busiest": median(busiest) if busiest else 0.0}
+            "cpu": median([r.cpu_us for r in runs]), "busiest": median(busiest) if busiest else 0.0,
+            "host_cpu": median([r.host_cpu_us for r in runs])}
 
 
 def print_report(targets: list[Target], probes: dict[str, client.Response], header: list[str],
@@ -304,19 +320,19 @@ def print_report(targets: list[Target], probes: dict[str, client.Response], head
         print(line)
     print()
     print("| group | what | req/s (median) | each round | p50 ms | p99 ms | socket errors | non-2xx | server CPU µs/req "
-          "| busiest app process | Content-Encoding |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          "| host CPU µs/req | busiest app process | Content-Encoding |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for t in targets:
         s = summary(t)
         rounds = " / ".join(f"{r.rate:,.0f}" for r in t.runs)
         busiest = f"{s['busiest']:.0%}" if s["busiest"] else "-"
         encoding = probes[t.label].header("Content-Encoding") or "identity"
         print(f"| {t.group} | {t.label} | {s['rate']:,.0f} | {rounds} | {s['p50']:.2f} | {s['p99']:.2f} | "
-              f"{s['errors']} | {s['bad_status']} | {s['cpu']:,.0f} | {busiest} | {encoding} |")
+              f"{s['errors']} | {s['bad_status']} | {s['cpu']:,.0f} | {s['host_cpu']:,.0f} | {busiest} | {encoding} |")
     print()
     by_label = {t.label: t for t in targets}
-    print("| ratio | median of the rounds' ratios | ratio of the medians | each round |")
-    print("| --- | ---: | ---: | --- |")
+    print("| ratio | median of the rounds' ratios | ratio of the medians | each round | at equal host CPU |")
+    print("| --- | ---: | ---: | --- | ---: |")
     for name, top, bottom in ratios:
         if top not in by_label or bottom not in by_label:
             continue
@@ -324,8 +340,10 @@ def print_report(targets: list[Target], probes: dict[str, client.Response], head
         # Each round's two runs came minutes apart at most: the paired ratio is what load elsewhere
         # on the machine disturbs least.
         per_round = [x.rate / y.rate for x, y in zip(a.runs, b.runs) if y.rate]
+        # Requests per CPU-second of the host's processes (nginx and the app), whoever else ran.
+        per_cpu = [y.host_cpu_us / x.host_cpu_us for x, y in zip(a.runs, b.runs) if x.host_cpu_us]
         print(f"| {name} | {median(per_round):.2f}x | {summary(a)['rate'] / max(summary(b)['rate'], 1e-9):.2f}x | "
-              + " / ".join(f"{r:.2f}" for r in per_round) + " |")
+              + " / ".join(f"{r:.2f}" for r in per_round) + f" | {median(per_cpu):.2f}x |")
 
 
 # -- the run
@@ -359,10 +377,10 @@ class Bench:
         procs = run_web_program(site, ("127.0.0.1", alone), f"bench-{kind}-alone")
         self.extra += procs
         rendered, shaped, bare = f"{kind}: rendered nginx", f"{kind}: gunicorn-docs nginx", f"{kind}: app server alone"
-        nginx, app = nginx_workers(stack), app_workers(stack)
+        nginx, app, both = nginx_workers(stack), app_workers(stack), stack_processes(stack)
         self.targets += [
-            Target(kind, rendered, f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack, nginx, app),
-            Target(kind, shaped, f"https://{DOMAIN}:{docs}{PAGE}", stack, nginx, app),
+            Target(kind, rendered, f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack, nginx, app, both),
+            Target(kind, shaped, f"https://{DOMAIN}:{docs}{PAGE}", stack, nginx, app, both),
             Target(kind, bare, f"http://{DOMAIN}:{alone}{PAGE}", stack, alone_workers(procs), alone_workers(procs)),
         ]
         self.ratios += [(f"{kind} page: rendered / gunicorn-docs nginx", rendered, shaped),
@@ -395,7 +413,8 @@ class Bench:
                 kind = next(t.group for t in self.targets if t.stack is stack and t.group != "static")
                 self.targets.append(Target(f"{kind}", f"{kind}: rendered, reload every second",
                                            f"https://{DOMAIN}:{stack.site.ports.https}{PAGE}", stack,
-                                           nginx_workers(stack), during=hup_everything(stack)))
+                                           nginx_workers(stack), host_pids=stack_processes(stack),
+                                           during=hup_everything(stack)))
 
     def probe(self) -> dict[str, client.Response]:
         """One request per target with the browser's Accept-Encoding: must be 200; its headers are shown."""
@@ -409,6 +428,18 @@ class Bench:
                 raise RuntimeError(f"{t.label}: {t.url} answered {reply.status}")
             found[t.label] = reply
         return found
+
+    def pin(self, cpus: set[int]) -> None:
+        """Every thread of every process this run started (supervisord, the app, nginx) onto *cpus*."""
+        roots = {p.pid for p in self.extra}
+        for stack in self.stacks:
+            roots |= {p.pid for p in (stack.supervisord, stack.nginx_master) if p is not None}
+        for pid in process_tree(roots):
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    os.sched_setaffinity(int(task.name), cpus)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def stop(self) -> None:
         for proc in self.extra:
@@ -435,30 +466,48 @@ def run(host: Host, args: argparse.Namespace) -> None:
     bench = Bench(host)
     hosts = host.base / "hosts"
     hosts.write_text(f"127.0.0.1 localhost {DOMAIN}\n")
+    client, servers = split_cpus(args.pin)
     try:
         bench.start(args.kinds, dict(args.app_server))
+        if client:
+            # Once started (on every CPU, which is quicker): the servers on their CPUs, wrk on its own,
+            # as clients elsewhere would be. Workers forked later (reloads) inherit it.
+            bench.pin(servers)
         bench.add_reload_rows() if args.reload else None
         probes = bench.probe()
         regular = [t for t in bench.targets if t.during is None]
         for t in regular:  # warm-up: imports, caches, TLS sessions
-            measure(t, hosts, 1, args.connections, args.threads)
+            measure(t, hosts, 1, args.connections, args.threads, client)
         for number in range(args.rounds):
             shift = number % len(regular)
             for t in regular[shift:] + regular[:shift]:
-                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads))
+                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads, client))
         for t in bench.targets:
             if t.during is not None:
-                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads))
+                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads, client))
         site = bench.stacks[0].site
         header = [f"Machine: {describe_machine()}.", f"Software: {versions(site, host.nginx)}.",
                   f"Load: wrk, {args.connections} keep-alive connections on {args.threads} threads, "
                   f"`Accept-Encoding: {ACCEPT_ENCODING}`, {args.seconds:g} s per run, {args.rounds} interleaved "
                   f"rounds after 1 s of warm-up each, over loopback; {WORKERS} app workers per server "
                   f"(gthread: {KINDS['gthread'][1]['threads']} threads), app_server overrides: "
-                  f"{dict(args.app_server) or 'none'}. wrk shares the CPUs: compare ratios, not rates."]
+                  f"{dict(args.app_server) or 'none'}. "
+                  + (f"wrk on CPU {', '.join(map(str, sorted(client)))}, every server on CPU "
+                     f"{', '.join(map(str, sorted(servers)))}." if client else "wrk shares the CPUs with the servers.")
+                  + " Other work on the machine shares them too: compare ratios, not rates."]
         print_report(bench.targets, probes, header, bench.ratios)
     finally:
         bench.stop()
+
+
+def split_cpus(pin: bool) -> tuple[Optional[set[int]], set[int]]:
+    """(wrk's CPU, the servers' CPUs): the last CPU this process may use for wrk, the others for
+    the servers; (None, all of them) with *pin* off or a single CPU."""
+    cpus = os.sched_getaffinity(0)
+    if not pin or len(cpus) < 2:
+        return None, cpus
+    client = {max(cpus)}
+    return client, cpus - client
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -472,8 +521,8 @@ def setting(text: str) -> tuple[str, object]:
 def main(argv: Optional[list[str]] = None) -> int:
     """Check the host, build what is missing, run, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per run (default 4)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per run (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--kinds", type=lambda s: s.split(","), default=list(KINDS),
@@ -481,6 +530,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--app-server", type=setting, action="append", default=[], metavar="KEY=VALUE",
                         help="an app_server field for every stack, e.g. max_requests=0 (repeatable)")
     parser.add_argument("--no-reload", dest="reload", action="store_false", help="leave out the reload rows")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let wrk share every CPU with the servers (default: wrk on the last CPU, "
+                             "the servers on the others)")
     args = parser.parse_args(argv)
     unknown = [k for k in args.kinds if k not in KINDS]
     if unknown:

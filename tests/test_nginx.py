@@ -367,6 +367,11 @@ def test_static_and_media_locations(tmp_path: Path) -> None:
     hashed = [d for d in find(static, "location") if d["args"][0] == "~"]
     assert one(hashed[0]["block"], "expires") == ["off"]
     assert headers(hashed[0]["block"])["Cache-Control"] == ["public, max-age=31536000, immutable", "always"]
+    # Open files are cached for hashed names only: an unhashed name's .gz/.br is rewritten in place.
+    assert one(hashed[0]["block"], "open_file_cache") == ["max=256", "inactive=60s"]
+    assert one(hashed[0]["block"], "open_file_cache_errors") == ["on"]
+    cached = [d for d in walk(site) if d["directive"].startswith("open_file_cache")]
+    assert cached == find(hashed[0]["block"], "open_file_cache") + find(hashed[0]["block"], "open_file_cache_errors")
     assert not [d for d in walk(media) if d["directive"] in ("proxy_pass", "fastcgi_pass", "uwsgi_pass")]
     media_types = {d["directive"] for d in find(media, "types")[0]["block"]}
     assert "image/png" in media_types and not media_types & {"text/html", "image/svg+xml", "text/xml"}

@@ -87,6 +87,11 @@ ACCESS_LOG_BUFFER = "buffer=64k flush=5s"
 # ManifestStaticFilesStorage names (name.<12 hex>.ext) never change content.
 HASHED_NAME = r"\.[0-9a-f]{12}\.[A-Za-z0-9]+$"
 IMMUTABLE = '"public, max-age=31536000, immutable"'
+# Hashed static files each nginx worker keeps open (nginx docs, open_file_cache): a site's pages
+# use a few dozen; the rest of the 1,024 descriptors systemd gives a worker stay for its
+# connections. One unused for a minute is closed.
+OPEN_HASHED_FILES = 256
+OPEN_FILE_INACTIVE = "60s"
 # nginx's uwsgi_params file (the variables uWSGI and Django read), written out so that the site
 # does not depend on a file of the host's nginx.
 UWSGI_PARAMS = (
@@ -216,7 +221,8 @@ def static_context(spec: Spec) -> dict[str, object]:
     precompressed copies and the caching of hashed names."""
     return {"url": static_origin(spec)[1], "alias": f"{spec.static.root}/",
             "whitenoise": spec.static.server == "whitenoise", "brotli": spec.static.brotli,
-            "hashed": HASHED_NAME, "immutable": IMMUTABLE}
+            "hashed": HASHED_NAME, "immutable": IMMUTABLE, "open_files": OPEN_HASHED_FILES,
+            "open_inactive": OPEN_FILE_INACTIVE}
 
 
 def static_cors(spec: Spec) -> Optional[dict[str, str]]:

@@ -30,3 +30,5 @@ def test_bench_runs_and_reports_every_target(live_host) -> None:
     assert rows["stylesheet: bare alias location"][-1].strip(" |") == "identity"
     assert rows["sync: rendered nginx"][-1].strip(" |") == "identity"  # pages are not compressed
     assert "| static: rendered / WhiteNoise |" in done.stdout
+    # host CPU (nginx and the app together) is measured for every row: the ratios at equal host CPU use it
+    assert all(float(row[9].replace(",", "")) > 0 for row in rows.values()), done.stdout

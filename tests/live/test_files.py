@@ -73,6 +73,30 @@ def test_collected_files_are_sent_as_the_copies_collectstatic_compressed(stack: 
     assert reply.header("Strict-Transport-Security")
 
 
+def test_a_copy_rewritten_in_place_is_sent_whole_at_once(stack: Stack) -> None:
+    """collectstatic (WhiteNoise's storage) rewrites each .gz in place, same file, new size: nginx must not
+    send an unhashed name's new copy with a size it cached before (it caches open files for hashed names)."""
+    copy = stack.site.static / "css/site.css.gz"
+    before = copy.read_bytes()
+    for _ in range(4):  # several requests, so that more than one nginx worker has the file open
+        assert stack.fetch("/static/css/site.css", headers={"Accept-Encoding": "gzip"}).body == before
+    news = "".join(f".release-{i} {{ color: #{i * 2654435761 % 0xFFFFFF:06x}; }}\n" for i in range(400))
+    grown = gzip.compress(news.encode() + gzip.decompress(before), mtime=0)
+    inode = copy.stat().st_ino
+    try:
+        with open(copy, "r+b") as f:  # as WhiteNoise writes it: the same inode, truncated and written
+            f.truncate(0)
+            f.write(grown)
+        assert copy.stat().st_ino == inode and len(grown) > len(before)
+        for _ in range(4):
+            reply = stack.fetch("/static/css/site.css", headers={"Accept-Encoding": "gzip"})
+            assert reply.status == 200 and reply.body == grown
+    finally:
+        with open(copy, "r+b") as f:
+            f.truncate(0)
+            f.write(before)
+
+
 def test_brotli_copies_are_sent_to_clients_that_accept_them(stack: Stack) -> None:
     if not HAS_BROTLI:
         message = f"nginx's brotli_static module is not installed ({BROTLI_MODULE}; libnginx-mod-http-brotli-static)"
