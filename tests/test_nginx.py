@@ -127,6 +127,27 @@ def test_local_server_connects_where_the_app_listens(bind: str, server: str) -> 
     assert nginx.local_server(bind) == server
 
 
+@pytest.mark.parametrize("changes, servers", [
+    ({}, ["unix:/run/blog/app.sock max_fails=0", "unix:/run/blog/app.sock max_fails=0 backup"]),
+    ({"upstream": {"servers": [{"address": "127.0.0.1:8000", "weight": 3}]}, "app_server": {"bind": "127.0.0.1:8000"}},
+     ["127.0.0.1:8000 weight=3 max_fails=0", "127.0.0.1:8000 weight=3 max_fails=0 backup"]),
+    ({"upstream": {"method": "least_conn", "servers": [{"address": "127.0.0.1:8000"}]},
+      "app_server": {"bind": "127.0.0.1:8000"}}, ["127.0.0.1:8000 max_fails=0", "127.0.0.1:8000 max_fails=0 backup"]),
+    ({"upstream": {"next_upstream_tries": 1}}, ["unix:/run/blog/app.sock"]),
+    ({"upstream": {"method": "ip_hash", "servers": [{"address": "127.0.0.1:8000"}]},
+      "app_server": {"bind": "127.0.0.1:8000"}}, ["127.0.0.1:8000 max_fails=0"]),
+    ({"upstream": {"servers": [{"address": "127.0.0.1:8000"}, {"address": "127.0.0.2:8000"}]},
+      "app_server": {"bind": "0.0.0.0:8000"}}, ["127.0.0.1:8000 max_fails=0", "127.0.0.2:8000 max_fails=0"]),
+])
+def test_one_app_server_is_listed_again_as_its_own_backup(changes: dict, servers: list[str]) -> None:
+    """With two tries and a method that takes backups, a group's only server is its own backup, so
+    nginx can send a GET again whose fresh connection a reload reset (tests/live/test_edge.py)."""
+    data = load_data("minimal")
+    for section, values in changes.items():
+        data[section] = {**data.get(section, {}), **values}
+    assert nginx.upstream_context(validate_data(data))["servers"] == servers
+
+
 @pytest.mark.parametrize("app, upstream", [(5, "4s"), (2, "1s"), (1, "500ms")])
 def test_upstream_idle_timeout_is_below_the_apps(app: int, upstream: str) -> None:
     assert nginx.keepalive_timeout(app) == upstream
@@ -233,7 +254,8 @@ def test_backup_server_is_marked(tmp_path: Path) -> None:
 def test_without_servers_nginx_proxies_to_the_local_socket(tmp_path: Path) -> None:
     _, site = render(make_spec("minimal"), tmp_path)
     block = find(site, "upstream")[0]["block"]
-    assert args(block, "server") == [["unix:/run/blog/app.sock"]]
+    assert args(block, "server") == [["unix:/run/blog/app.sock", "max_fails=0"],
+                                     ["unix:/run/blog/app.sock", "max_fails=0", "backup"]]
     assert one(block, "keepalive") == ["16"]
 
 

@@ -284,12 +284,14 @@ def upstream_context(spec: Spec) -> dict[str, object]:
     u = spec.upstream or Upstream()
     resolve = grammar.nginx_syntax_version(spec.nginx.version) >= NGINX_RESOLVE_SINCE
     servers = [server_line(s, resolve) for s in u.servers] or [local_server(spec.app_server.bind or "")]
+    again = second_try_lines(spec, resolve)
     keepalive = u.keepalive if spec.app_server.keepalive > 0 and not speaks_uwsgi(spec) else 0
     named = any(needs_resolve(s.address) for s in u.servers)
     return {
         "name": spec.name,
         "method": method_line(u),
-        "servers": servers,
+        "servers": again or servers,
+        "second_try": again is not None,
         "zone": f"{variable_prefix(spec)}_upstream" if named else None,
         "resolver": " ".join([*spec.nginx.resolver, f"valid={RESOLVER_VALID}"]) if named else None,
         "keepalive": keepalive,
@@ -340,6 +342,27 @@ def server_line(s: UpstreamServer, resolve: bool = False) -> str:
     params += [flag for flag, on in (("backup", s.backup), ("down", s.down)) if on]
     params += ["resolve"] if resolve and needs_resolve(s.address) else []
     return " ".join([s.address, *params])
+
+
+def second_try_lines(spec: Spec, resolve: bool) -> Optional[list[str]]:
+    """The one app server, then the same server as its own backup; None where that does not apply.
+
+    nginx retries a request on a failed kept-alive connection, but on a fresh one only if the
+    group has another server. A reload stops the old workers, and one that had accepted a
+    connection without reading its request yet closes it (gunicorn's uvicorn worker does): with the
+    same server as a backup, proxy_next_upstream sends that GET once more, to the new workers. With
+    one try, or a method that refuses backups (ip_hash, hash, random), nothing is added.
+    """
+    u = spec.upstream or Upstream()
+    if u.next_upstream_tries < 2 or u.method not in ("round_robin", "least_conn") or len(u.servers) > 1:
+        return None
+    if u.servers:
+        only = u.servers[0]
+        return [server_line(only, resolve), server_line(only.model_copy(update={"backup": True}), resolve)]
+    # max_fails=0 on both: one reset must not take the address out (nginx ignores max_fails only
+    # while a group has a single server).
+    address = f"{local_server(spec.app_server.bind or '')} max_fails={DEFAULT_MAX_FAILS}"
+    return [address, f"{address} backup"]
 
 
 def local_server(bind: str) -> str:

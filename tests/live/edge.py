@@ -11,8 +11,10 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import select
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -53,7 +55,10 @@ class Backend:
         self.name = name
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
+        self.reset_next = 0  # connections to reset unread, as a stopping worker does
+        self.resets = 0
         self.server = http.server.ThreadingHTTPServer((address, port), self._handler())
+        self.server.verify_request = self._verify
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -90,6 +95,19 @@ class Backend:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_one
 
         return Handler
+
+    def _verify(self, request: socket.socket, client_address: object) -> bool:
+        """Serve the connection, or (while reset_next > 0) reset it once the request is waiting in
+        it, unread: what a worker that accepted the connection and then stopped (a reload) does."""
+        with self.lock:
+            if self.reset_next == 0:
+                return True
+            self.reset_next -= 1
+            self.resets += 1
+        select.select([request], [], [], 5)
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.close()
+        return False
 
     def count(self, path: str) -> int:
         """How many requests for *path* this backend received."""

@@ -108,6 +108,35 @@ def test_requests_move_on_when_a_host_refuses_connections(edge: Edge) -> None:
     assert [s.body for s in edge.backends[1].seen if s.path == "/form/"] == [b"a=1"] * 4
 
 
+def test_one_app_server_gets_a_get_again_whose_fresh_connection_a_stopping_worker_reset(nginx_bin: str) -> None:
+    """The group's only server is also its backup: a GET whose connection was reset unread (a reload
+    stopping the worker that accepted it) is answered by a second connection; a POST is not resent."""
+    edge = start_edge(nginx_bin, ["127.0.0.1"])
+    try:
+        (backend,) = edge.backends
+        backend.reset_next = 1
+        reply = get(edge, "/after-reset/")
+        assert reply.status == 200, reply.body[:200]
+        assert (backend.resets, backend.count("/after-reset/")) == (1, 1)
+        backend.reset_next = 1
+        assert_unavailable_page(get(edge, "/form/", method="POST", body=b"a=1"), 502)
+        assert (backend.resets, backend.count("/form/")) == (2, 0)
+        assert [get(edge, "/").status for _ in range(4)] == [200] * 4
+    finally:
+        edge.stop()
+
+
+def test_with_one_try_one_app_server_is_not_listed_again(nginx_bin: str) -> None:
+    edge = start_edge(nginx_bin, ["127.0.0.1"], {"upstream": {"next_upstream_tries": 1}})
+    try:
+        (backend,) = edge.backends
+        backend.reset_next = 1
+        assert_unavailable_page(get(edge, "/after-reset/"), 502)
+        assert (backend.resets, backend.count("/after-reset/")) == (1, 0)
+    finally:
+        edge.stop()
+
+
 def test_the_apps_own_503_passes_unchanged(edge: Edge) -> None:
     reply = get(edge, "/maintenance/")
     assert reply.status == 503 and reply.json()["backend"] in ("b0", "b1")
