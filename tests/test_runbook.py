@@ -216,3 +216,40 @@ def test_checks_call_the_health_endpoint_on_the_socket_and_through_nginx() -> No
     assert "--unix-socket /run/blog/app.sock http://localhost/-/up" in text
     assert "--resolve blog.example.org:443:127.0.0.1 https://blog.example.org/-/up" in text
     assert "install -d -o blog -g www-data -m 2750 /srv/blog/protected" in _runbook(_spec(media={"protected": {}}))
+
+
+def _checks_block(text: str) -> str:
+    return next(b for b in _BLOCK.findall(text.split("## 9. Checks", 1)[1]))
+
+
+@pytest.mark.parametrize("bind", ["unix", "tcp"])
+def test_uwsgi_checks_connect_to_its_socket_instead_of_speaking_http_to_it(bind: str, tmp_path: Path) -> None:
+    """uWSGI speaks the uwsgi protocol: curl to it would fail with an empty reply. The check
+    connects, and says so; it fails when nothing listens."""
+    import socket
+
+    if bind == "unix":
+        address, listener = str(tmp_path / "app.sock"), socket.socket(socket.AF_UNIX)
+        listener.bind(address)
+        spec_bind = f"unix:{address}"
+    else:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        spec_bind = f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.listen()
+    spec = _spec(app_server={"kind": "uwsgi", "bind": spec_bind},
+                 **({"paths": {"run_dir": str(tmp_path)}} if bind == "unix" else {}))
+    checks = _checks_block(_runbook(spec))
+    assert "--unix-socket" not in checks and "http://127.0.0.1" not in checks and "health" not in checks.split(
+        "through nginx")[0]
+    (line,) = [ln for ln in checks.splitlines() if "python3 -c" in ln]
+    command = line.removeprefix("runuser -u www-data -- ")
+    bash = require_tool("bash")
+    done = subprocess.run([bash, "-c", command], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "connected\n"), done.stderr
+    listener.close()
+    if bind == "unix":
+        Path(address).unlink()
+    done = subprocess.run([bash, "-c", command], capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "connected" not in done.stdout
+    assert "Error" in done.stderr  # Python names what refused it (FileNotFoundError, ConnectionRefusedError)

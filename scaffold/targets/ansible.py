@@ -180,6 +180,8 @@ def fleet_vars(spec: Spec) -> dict[str, Any]:
         "djdeploy_stage_dir": f"/var/lib/djdeploy/{spec.name}",
         "djdeploy_answer_headers": {"Host": spec.domain, "X-Forwarded-Proto": "https"},
         "djdeploy_health_path": spec.health.path,
+        # uWSGI speaks the uwsgi protocol: the rolling deploy waits for it to accept connections.
+        "djdeploy_app_protocol": "uwsgi" if nginx.speaks_uwsgi(spec) else "http",
     }
 
 

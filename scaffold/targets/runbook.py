@@ -12,6 +12,7 @@ import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
+from scaffold import grammar
 from scaffold.spec import Spec, is_db_worker, remote_servers
 from scaffold.targets import appserver, firewall, nginx, pm2, supervisor, systemd
 from scaffold.targets import django as django_target
@@ -156,7 +157,23 @@ def fleet_steps(spec: Spec) -> dict[str, Any] | None:
             "nftables": (q(table[0].dest), q(firewall.installed_path(spec))) if table else None,
             "nftables_dir": q(firewall.INCLUDE_DIR),
             "apps": [q(f"http://{s.address}/") for s in remote_servers(spec)],
-            "health": [q(f"http://{s.address}{spec.health.path}") for s in remote_servers(spec)]}
+            "connects": [connect_check(s.address) for s in remote_servers(spec)] if nginx.speaks_uwsgi(spec) else [],
+            "health": [] if nginx.speaks_uwsgi(spec) else
+            [q(f"http://{s.address}{spec.health.path}") for s in remote_servers(spec)]}
+
+
+def connect_check(address: str) -> str:
+    """A command that connects to *address* (unix:/PATH or HOST:PORT) and says so, or fails naming why.
+
+    For uWSGI's socket, which speaks the uwsgi protocol: curl would send it HTTP and report an
+    empty reply; a connection the server accepts is what nginx needs.
+    """
+    if address.startswith("unix:"):
+        code = "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])"
+        return f"python3 -c {q(code)} {q(address.removeprefix('unix:'))} && echo connected"
+    host, port = grammar.split_address(_local(address))
+    code = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)"
+    return f"python3 -c {q(code)} {q(host.strip('[]'))} {port} && echo connected"
 
 
 def app_server_packages(spec: Spec) -> list[str]:
@@ -395,6 +412,7 @@ def checks(spec: Spec) -> dict[str, Any]:
     cacert = f"--cacert {q(spec.tls.certificate)} " if spec.tls.mode == "files" else ""
     health = spec.health.path
     return {"socket": q(socket) if socket else None, "tcp": None if socket else q(f"http://{_local(address)}/"),
+            "connect": connect_check(address) if nginx.speaks_uwsgi(spec) else None,
             "url": q(url), "resolve": q(f"{spec.domain}:{port}:127.0.0.1"), "host": q(f"Host: {spec.domain}"),
             "cacert": cacert,
             "load_balancer": q(f"https://{spec.domain}/") if spec.nginx.load_balancer is not None else None,

@@ -31,6 +31,22 @@ def require_machines() -> None:
         skip_or_fail(f"no cgroup2 hierarchy at {machines.CGROUP2}")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the machine tests of a variant its release does not run (tests/machines/hosts.py)."""
+    from machines.hosts import RELEASE_VARIANTS
+
+    def runs(item: pytest.Item) -> bool:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        if not params or "release_hosts" not in params or "host" not in params:
+            return True
+        return params["host"] in RELEASE_VARIANTS[params["release_hosts"]]
+
+    left_out = [item for item in items if not runs(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if runs(item)]
+
+
 @dataclass(frozen=True)
 class PrivateNetwork:
     """The private network, and the namespace on it the test client runs in."""

@@ -34,13 +34,23 @@ from machines.runbook import Block, read_blocks
 
 WORKERS = 2
 # The web app, one machine each: gunicorn sync and gthread, gunicorn with the uvicorn worker (ASGI),
-# uvicorn with one instance per worker on a shared socket.
+# uvicorn with one instance per worker on a shared socket; uWSGI (master and workers, threads), and
+# Daphne and Hypercorn (one instance per worker, as uvicorn).
 VARIANTS = {
     "sync": {"kind": "gunicorn", "workers": WORKERS, "max_requests": 0},
     "gthread": {"kind": "gunicorn", "workers": WORKERS, "threads": 4, "max_requests": 0},
     "asgi": {"kind": "gunicorn", "interface": "asgi", "workers": WORKERS, "max_requests": 0},
     "uvicorn": {"kind": "uvicorn", "workers": 3},
+    "uwsgi": {"kind": "uwsgi", "workers": WORKERS, "threads": 2, "max_requests": 0},
+    "daphne": {"kind": "daphne", "workers": WORKERS},
+    "hypercorn": {"kind": "hypercorn", "workers": WORKERS},
 }
+# The servers that came later run on Debian 13 only: one release proves their units and runbook,
+# and the suite stays short. uWSGI builds from source there (the runbook's compiler and headers).
+NEWER_KINDS = ("uwsgi", "daphne", "hypercorn")
+RELEASE_VARIANTS = {"bookworm": [v for v in VARIANTS if v not in NEWER_KINDS], "trixie": list(VARIANTS)}
+# One process per worker, each a unit instance on the shared socket (<name>-web@N.service).
+INSTANCE_KINDS = ("uvicorn", "daphne", "hypercorn")
 # A database outside the state directory /var/lib/<name>, whose name starts the same way.
 DATABASE_BESIDE_STATE = f"/var/lib/{NAME}-db/db.sqlite3"
 SWEEP_EVERY = "*:*:0/5"  # OnCalendar=: the periodic job runs every 5 s, so a test sees it run

@@ -17,7 +17,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scaffold.targets.runbook import APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, POOLED_POSTGRESQL, STATIC_PACKAGES
+from scaffold.targets.runbook import (APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, POOLED_POSTGRESQL, STATIC_PACKAGES,
+                                      UWSGI_BUILD_PACKAGES)
 
 CACHE = Path(os.environ.get("DJDEPLOY_TESTBED_CACHE", "/var/cache/djdeploy-testbed"))
 MIRROR = "http://deb.debian.org/debian"
@@ -32,7 +33,7 @@ RUNBOOK_PACKAGES = ("python3", "python3-venv", "nginx", "libnginx-mod-http-brotl
 # The rendered runbook's step 3 installs these with pip; they are kept in the image as wheels
 # (pip's find-links), since the machines cannot reach a package index. Not pip itself: the
 # runbook's `pip install --upgrade pip` then keeps the venv's own, as it does offline.
-# The machines run gunicorn (sync, gthread, ASGI worker) and uvicorn only.
+# Every host runs gunicorn (sync, gthread, ASGI worker) and uvicorn.
 WHEELS = ("django>=5.2,<6", *APP_SERVER_PACKAGES["gunicorn"], *APP_SERVER_PACKAGES["uvicorn"], *ASGI_WORKER_PACKAGES,
           *STATIC_PACKAGES[True], "uvicorn-worker>=0.4")
 # The hosts of a fleet (tests/machines/test_fleet.py), all from one image: Ansible reaches them over
@@ -40,6 +41,12 @@ WHEELS = ("django>=5.2,<6", *APP_SERVER_PACKAGES["gunicorn"], *APP_SERVER_PACKAG
 # what the playbook installs for supervisor hosts; PostgreSQL is the database server the app hosts
 # share (the operator's, not djdeploy's), and the app hosts' client library (pooled) is among the
 # wheels; python3-packaging is what the app role adds for Ansible's pip module.
+# Debian 13's hosts also run uWSGI, Daphne and Hypercorn (tests/machines/hosts.py, NEWER_KINDS). uWSGI
+# is a source distribution: pip builds it with setuptools (from the wheels, the machines being
+# offline) and the compiler and headers the runbook's step 1 installs for it.
+NEWER_KIND_PACKAGES = tuple(UWSGI_BUILD_PACKAGES)
+NEWER_KIND_WHEELS = (*APP_SERVER_PACKAGES["uwsgi"], *APP_SERVER_PACKAGES["daphne"], *APP_SERVER_PACKAGES["hypercorn"],
+                     "setuptools", "wheel")
 FLEET_PACKAGES = ("openssh-server", "sudo", "python3-apt", "python3-packaging", "supervisor", "nftables",
                   "postgresql")
 FLEET_WHEELS = (*WHEELS, *POOLED_POSTGRESQL)
@@ -67,7 +74,11 @@ class Image:
 
 
 def host_image(suite: str) -> Image:
-    """A bootable app host: systemd, nginx, Python and the runbook's packages and wheels."""
+    """A bootable app host: systemd, nginx, Python and the runbook's packages and wheels (on Debian 13,
+    those of uWSGI, Daphne and Hypercorn too)."""
+    if suite == "trixie":
+        return Image(suite, BOOT_PACKAGES + RUNBOOK_PACKAGES + NEWER_KIND_PACKAGES, bootable=True,
+                     wheels=WHEELS + NEWER_KIND_WHEELS)
     return Image(suite, BOOT_PACKAGES + RUNBOOK_PACKAGES, bootable=True, wheels=WHEELS)
 
 
