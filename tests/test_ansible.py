@@ -56,6 +56,7 @@ VARIANTS = {
     "uvicorn-supervisor": ("fleet", {"process_manager": "supervisor", "background": []}),
     "gunicorn-systemd-letsencrypt": ("full", {"process_manager": "systemd", "tls": {"mode": "letsencrypt"}}),
     "single-host-on-request": ("minimal", {"hosts": {"ansible": True}}),
+    "uwsgi": ("fleet", {"app_server.kind": "uwsgi", "app_server.interface": None}),
 }
 
 
@@ -241,3 +242,33 @@ def test_rolling_deploy_waits_for_the_health_endpoint(tmp_path: Path) -> None:
     assert wait["until"] == "web_answer.status | default(-1) == 200"
     data = yaml.safe_load((folder / "group_vars/all.yml").read_text())
     assert data["djdeploy_health_path"] == "/-/up"
+
+
+@pytest.mark.parametrize("upstream", ["127.0.0.1:{port}", "[::1]:{port}"])
+def test_rolling_deploy_waits_for_uwsgi_to_accept_connections(upstream: str, tmp_path: Path) -> None:
+    """uWSGI speaks the uwsgi protocol: the handler waits for a connection, and the health check is
+    left out. Run by Ansible against a listening socket, then against none."""
+    import socket
+
+    ansible = require_tool("ansible")
+    folder = _write(_data("fleet", **{"app_server.kind": "uwsgi", "app_server.interface": None}), tmp_path / "out")
+    assert yaml.safe_load((folder / "group_vars/all.yml").read_text())["djdeploy_app_protocol"] == "uwsgi"
+    wait = _handler(folder, "Wait until uWSGI accepts nginx's connections")
+    assert "uwsgi" in wait["when"] and "http" in _handler(folder, "Wait until the app answers nginx")["when"]
+    family = socket.AF_INET6 if upstream.startswith("[") else socket.AF_INET
+    listener = socket.socket(family)
+    listener.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+    listener.listen()
+    address = upstream.format(port=listener.getsockname()[1])
+    args = {**wait["ansible.builtin.wait_for"], "timeout": 3}
+
+    def run() -> subprocess.CompletedProcess:
+        return _run([ansible, "localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.wait_for",
+                     "-a", json.dumps(args), "-e", f"djdeploy_upstream={address}",
+                     "-e", f"ansible_python_interpreter={sys.executable}"], tmp_path, tmp_path)
+
+    ran = run()
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    listener.close()
+    ran = run()
+    assert ran.returncode != 0 and "Timeout" in ran.stdout, ran.stdout
