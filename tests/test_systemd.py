@@ -123,15 +123,6 @@ def test_uvicorn_processes_share_the_socket() -> None:
     assert units["chat-clearsessions.timer"]["OnCalendar"] == "daily"
 
 
-def test_uwsgi_gets_its_socket_as_stdin_and_logs_to_the_journal() -> None:
-    """uWSGI reads LISTEN_FDS once and looks on fd 0 after a reload; only the web app gets the socket."""
-    spec = _systemd_spec(EXAMPLES / "uwsgi-both.yaml")
-    web = dict(_lines(spec, "books-web.service"))
-    assert (web["StandardInput"], web["StandardOutput"], web["StandardError"]) == ("socket", "journal", "journal")
-    assert "StandardInput" not in dict(_lines(spec, "books-worker.service"))
-    assert "StandardInput" not in dict(_lines(_systemd_spec(EXAMPLES / "full.yaml"), "shop-web.service"))
-
-
 def _lines(spec, filename: str) -> list[tuple[str, str]]:
     unit = next(u for u in systemd.units(spec) if u.filename == filename)
     return [(k, v) for _, lines in unit.sections for k, v in lines]

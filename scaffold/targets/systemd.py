@@ -4,9 +4,8 @@ Units (installed in /etc/systemd/system/):
 
 * ``<name>-web.socket``: systemd creates the listening socket (owner ``django.user``,
   group ``app_server.socket_group``, mode 0660) and keeps it across restarts of the
-  app, so connections wait in the backlog instead of failing. gunicorn reads ``LISTEN_FDS``
-  itself; uWSGI gets the socket as its stdin (what it looks for again after a reload); the
-  uvicorn, Daphne and Hypercorn launchers take fd 3.
+  app, so connections wait in the backlog instead of failing. gunicorn and uWSGI read
+  ``LISTEN_FDS`` themselves; the uvicorn, Daphne and Hypercorn launchers take fd 3.
 * ``<name>-web.service``, or the template ``<name>-web@.service`` with instances
   1..N when the app server runs one process per worker (uvicorn, Daphne, Hypercorn).
 * ``<name>-<program>.service`` (``@.service`` when numprocs > 1) per background
@@ -236,11 +235,6 @@ def _start(spec: Spec, program: Program) -> list[tuple[str, str]]:
         # instance's event loop then blocks inside accept() with a connection it accepted a
         # moment before left unanswered until the next one arrives (systemd.service(5)).
         lines += [("Sockets", f"{program.name}.socket"), ("NonBlocking", "yes")]
-    if program.web and spec.app_server.kind == "uwsgi":
-        # uWSGI takes LISTEN_FDS once and unsets them: after a reload (HUP re-executes the master) it
-        # looks for its socket on fd 0 only, and without one it exits. As stdin the socket is there
-        # at every start; the output still goes to the journal (its default would follow stdin).
-        lines += [("StandardInput", "socket"), ("StandardOutput", "journal"), ("StandardError", "journal")]
     lines += [("User", spec.django.user or ""), ("Group", spec.django.group or ""),
               ("WorkingDirectory", spec.django.root or ""),
               ("Environment", format_environment(program.environment)),

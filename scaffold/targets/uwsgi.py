@@ -6,11 +6,9 @@ The file lives at ``/etc/<name>/uwsgi.ini`` (``config_path``); the process manag
 does not know (it would otherwise take it as a placeholder and say nothing).
 
 The listening socket belongs to the process manager, as for uvicorn (``uses_inherited_socket``):
-supervisor's ``[fcgi-program]`` and the systemd unit (``StandardInput=socket``) both hand it over
-as fd 0, which uWSGI adopts by itself when its config names no socket, at every start and after
-every reload (it reads systemd's ``LISTEN_FDS`` too, but only once: it unsets them). A reload (HUP)
-or a restart keeps the socket open, so connections wait in its backlog; a config started without
-one refuses to start.
+supervisor's ``[fcgi-program]`` hands it over as fd 0, systemd socket activation in ``LISTEN_FDS``,
+and uWSGI adopts either by itself when its config names no socket. A reload (HUP) or a restart
+keeps it open, so connections wait in its backlog; a config started without one refuses to start.
 
 Signals (uWSGI 2.0, core/master.c): HUP reloads gracefully (workers finish their requests, then
 the master execs itself again, keeping the socket); TERM would be a "brutal reload", so a
