@@ -48,7 +48,12 @@ VARIANTS = {
 # The servers that came later run on Debian 13 only: one release proves their units and runbook,
 # and the suite stays short. uWSGI builds from source there (the runbook's compiler and headers).
 NEWER_KINDS = ("uwsgi", "daphne", "hypercorn")
-RELEASE_VARIANTS = {"bookworm": [v for v in VARIANTS if v not in NEWER_KINDS], "trixie": list(VARIANTS)}
+# The web app under pm2 instead of systemd (tests/machines/test_pm2_host.py), Debian 13 only.
+PM2_VARIANT = "pm2"
+VARIANTS[PM2_VARIANT] = {"kind": "gunicorn", "workers": WORKERS, "threads": 4, "max_requests": 0}
+# The variants each release runs under systemd (tests/machines/test_systemd_hosts.py).
+RELEASE_VARIANTS = {"bookworm": [v for v in VARIANTS if v not in (*NEWER_KINDS, PM2_VARIANT)],
+                    "trixie": [v for v in VARIANTS if v != PM2_VARIANT]}
 # One process per worker, each a unit instance on the shared socket (<name>-web@N.service).
 INSTANCE_KINDS = ("uvicorn", "daphne", "hypercorn")
 # A database outside the state directory /var/lib/<name>, whose name starts the same way.
@@ -75,8 +80,9 @@ def spec_data(variant: str, nginx_version: str, workers: Optional[int] = None) -
         "tls": {"mode": "files", "certificate": f"{CERT_DIR}/fullchain.pem",
                 "certificate_key": f"{CERT_DIR}/privkey.pem"},
         "nginx": {"version": nginx_version},
-        "process_manager": "systemd",
-        "background": BACKGROUND,
+        "process_manager": "pm2" if variant == PM2_VARIANT else "systemd",
+        # pm2 has no scheduler: the periodic job is left out there.
+        "background": [b for b in BACKGROUND if variant != PM2_VARIANT or "schedule" not in b],
     }
 
 
@@ -255,7 +261,9 @@ class Host:
             return client.fetch(scheme, name, 443 if scheme == "https" else 80, path, **kwargs)
 
     def app_log(self) -> str:
-        """What the web app wrote to the journal."""
+        """What the web app wrote: to the journal, or under pm2 to its log file."""
+        if self.variant == PM2_VARIANT:
+            return self.machine.run(f"cat /var/log/{NAME}/{NAME}-web.log", timeout=30).stdout
         return self.machine.run(f"journalctl --no-pager -o cat -u '{NAME}-web*'", timeout=30).stdout
 
     def systemctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:

@@ -17,8 +17,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scaffold.targets.runbook import (APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, POOLED_POSTGRESQL, STATIC_PACKAGES,
-                                      UWSGI_BUILD_PACKAGES)
+from scaffold.targets.pm2 import PM2_VERSION
+from scaffold.targets.runbook import (APP_SERVER_PACKAGES, ASGI_WORKER_PACKAGES, PM2_PACKAGES, POOLED_POSTGRESQL,
+                                      STATIC_PACKAGES, UWSGI_BUILD_PACKAGES)
 
 CACHE = Path(os.environ.get("DJDEPLOY_TESTBED_CACHE", "/var/cache/djdeploy-testbed"))
 MIRROR = "http://deb.debian.org/debian"
@@ -45,6 +46,11 @@ WHEELS = ("django>=5.2,<6", *APP_SERVER_PACKAGES["gunicorn"], *APP_SERVER_PACKAG
 # is a source distribution: pip builds it with setuptools (from the wheels, the machines being
 # offline) and the compiler and headers the runbook's step 1 installs for it.
 NEWER_KIND_PACKAGES = tuple(UWSGI_BUILD_PACKAGES)
+# And pm2 (tests/machines/test_pm2_host.py): Debian's Node.js and npm (installed by apt after
+# debootstrap, whose resolver does not follow npm's virtual dependencies), and pm2 with everything it
+# needs in root's npm cache, npm set to install from there (offline), as a site-local registry would.
+PM2_HOST_PACKAGES = tuple(PM2_PACKAGES)
+NPM_PACKAGES = (f"pm2@{PM2_VERSION}",)
 NEWER_KIND_WHEELS = (*APP_SERVER_PACKAGES["uwsgi"], *APP_SERVER_PACKAGES["daphne"], *APP_SERVER_PACKAGES["hypercorn"],
                      "setuptools", "wheel")
 FLEET_PACKAGES = ("openssh-server", "sudo", "python3-apt", "python3-packaging", "supervisor", "nftables",
@@ -62,10 +68,13 @@ class Image:
     packages: tuple[str, ...]
     bootable: bool
     wheels: tuple[str, ...] = field(default=())
+    apt: tuple[str, ...] = field(default=())  # installed by apt-get once debootstrap is done
+    npm: tuple[str, ...] = field(default=())
 
     @property
     def key(self) -> str:
-        text = "\n".join((BUILD_STEPS, self.suite, *sorted(self.packages), "--", *self.wheels))
+        text = "\n".join((BUILD_STEPS, self.suite, *sorted(self.packages), "--", *self.wheels,
+                          *(("--", *sorted(self.apt), "--", *self.npm) if self.apt or self.npm else ())))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
@@ -75,10 +84,10 @@ class Image:
 
 def host_image(suite: str) -> Image:
     """A bootable app host: systemd, nginx, Python and the runbook's packages and wheels (on Debian 13,
-    those of uWSGI, Daphne and Hypercorn too)."""
+    those of uWSGI, Daphne and Hypercorn too, and pm2)."""
     if suite == "trixie":
         return Image(suite, BOOT_PACKAGES + RUNBOOK_PACKAGES + NEWER_KIND_PACKAGES, bootable=True,
-                     wheels=WHEELS + NEWER_KIND_WHEELS)
+                     wheels=WHEELS + NEWER_KIND_WHEELS, apt=PM2_HOST_PACKAGES, npm=NPM_PACKAGES)
     return Image(suite, BOOT_PACKAGES + RUNBOOK_PACKAGES, bootable=True, wheels=WHEELS)
 
 
@@ -145,6 +154,16 @@ printf '[global]\\nno-index = true\\nfind-links = {WHEELHOUSE}\\n' > /etc/pip.co
 apt-get update -qq
 apt-get clean
 """, "finishing the image")
+    if image.apt:
+        in_chroot(root, f"apt-get install -y -qq --no-install-recommends {' '.join(image.apt)} >/dev/null\n"
+                        "apt-get clean\n", "installing packages with apt")
+    if image.npm:
+        packages = " ".join(f"'{p}'" for p in image.npm)
+        in_chroot(root, f"""
+NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm install --global --prefix /tmp/npm-fill --no-fund --no-audit --loglevel=error {packages}
+rm -rf /tmp/npm-fill
+npm config set --location=global offline true
+""", "filling npm's cache")
 
 
 def in_chroot(root: Path, script: str, what: str, timeout: float = 600) -> str:
