@@ -94,13 +94,14 @@ def pair_stack(live_host: Host, app_kind: str) -> Iterator[Stack]:
         running.stop()
 
 
-@pytest.fixture
-def recycling_stack(live_host: Host) -> Iterator[Stack]:
-    """gunicorn with app_server.max_requests 100: busy workers recycle every few seconds.
+@pytest.fixture(params=["gunicorn", "uwsgi"])
+def recycling_stack(live_host: Host, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """gunicorn or uWSGI with app_server.max_requests 100: busy workers recycle every few seconds.
 
-    gunicorn only: uvicorn processes are not recycled (a spec rule refuses max_requests there).
+    Those two only: uvicorn, Daphne and Hypercorn processes are not recycled (a spec rule refuses
+    max_requests there).
     """
-    running = launch(live_host, "gunicorn", pair=False, app_server={"max_requests": RECYCLE_AFTER})
+    running = launch(live_host, request.param, pair=False, app_server={"max_requests": RECYCLE_AFTER})
     try:
         yield running
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from live import client
-from live.layout import DOMAIN, NAME, RECYCLE_AFTER
+from live.layout import DOMAIN, NAME, RECYCLE_AFTER, WORKERS
 from live.stack import Stack, process_tree, wait_for
 
 pytestmark = pytest.mark.live
@@ -193,3 +193,5 @@ def test_recycling_under_load_loses_no_request_and_supervisor_never_gives_up(rec
     assert not early, supervisor_report(stack, since)
     assert [s.failures for s in streams] == [[]] * 4
     assert sum(len(s.pids) for s in streams) > 4 * RECYCLE_AFTER, "too few requests to recycle every process"
+    # Recycled workers are new processes: more of them answered than the app server runs at once.
+    assert len({pid for s in streams for pid in s.pids}) > WORKERS
