@@ -272,3 +272,24 @@ def test_rolling_deploy_waits_for_uwsgi_to_accept_connections(upstream: str, tmp
     listener.close()
     ran = run()
     assert ran.returncode != 0 and "Timeout" in ran.stdout, ran.stdout
+
+
+def test_the_only_app_host_is_not_taken_out_of_rotation(tmp_path: Path) -> None:
+    """Draining the one app host would leave nginx no server: it stays in, its socket holds requests.
+    The drain's condition, evaluated by Ansible on the rendered inventories of two fleets."""
+    ansible = require_tool("ansible")
+    condition = None
+    for servers, drains in ((2, True), (1, False)):
+        data = _data("fleet")
+        data["upstream"]["servers"] = data["upstream"]["servers"][:servers]
+        data["hosts"]["app"] = data["hosts"]["app"][:servers]
+        data["hosts"]["singleton"] = data["hosts"]["app"][-1]
+        if servers == 1:
+            data["media"].pop("shared", None)
+        folder = _write(data, tmp_path / f"out{servers}")
+        condition = _handler(folder, "Take the host out of nginx's rotation")["when"]
+        ran = _run([ansible, "localhost", "-c", "local", "-i", "inventory.yml", "-m", "ansible.builtin.debug",
+                    "-a", "msg={{ %s }}" % condition, "-e", "djdeploy_upstream=10.0.0.11:8000",
+                    "-e", f"ansible_python_interpreter={sys.executable}"], folder, tmp_path)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert f'"msg": {str(drains).lower()}' in ran.stdout, ran.stdout
