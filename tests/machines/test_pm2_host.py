@@ -30,7 +30,10 @@ from machines.test_systemd_hosts import CHECKS
 pytestmark = pytest.mark.machines
 
 RELEASE, NGINX = "trixie", "1.26"
-ADDRESS_OFFSET = 40  # after the systemd hosts' addresses on the private network
+# Its own address on the private network: the systemd hosts take .10-.26 and the fleets .30-.43.
+# Reusing one a torn-down machine had leaves the client a stale neighbour entry (its old MAC),
+# and the first connections time out.
+ADDRESS_OFFSET = 60
 RESTART_WITHIN = 20
 PROGRAMS = [f"{NAME}-web", f"{NAME}-heartbeat-0", f"{NAME}-heartbeat-1"]
 
