@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Optional
 import yaml
 
 from live import client
+from live.test_resilience import RequestStream, run_streams
 from live.layout import (ALIAS, BULK_CSS, DJPROJECT, DOMAIN, MEDIA_FILES, NAME, PROJECT, REPO, SECRET_OUTSIDE,
                          SECRET_OUTSIDE_TEXT, STATIC_ONLY, bulk_css)
 from machines.machines import Machine, network_namespace
@@ -278,3 +279,23 @@ class Host:
 
     def web_pids(self) -> set[int]:
         return self.unit_pids(f"{NAME}-web*.service")
+
+
+def deploy_under_load(host: Host, web_pids: Callable[[], set[int]]) -> list[str]:
+    """The runbook's deploy block (release "2") while two streams of requests run on kept-alive
+    connections; returns once both are answered only by processes *web_pids* did not list before
+    the deploy. Returns the requests that failed meanwhile."""
+    streams = [RequestStream(host) for _ in range(2)]
+    old: set[int] = set()
+
+    def deployed() -> bool:
+        if not old:
+            if not all(len(s.pids) >= 20 for s in streams):
+                return False
+            old.update(web_pids())
+            host.deploy_new_code("2")
+        return all(s.served_only_by_new_processes(old, 20) for s in streams)
+
+    with host.connected():
+        run_streams(streams, deployed, 60, "every request answered by new processes")
+    return [f for s in streams for f in s.failures]

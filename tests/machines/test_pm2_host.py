@@ -19,9 +19,8 @@ import pytest
 from live import client
 from live.layout import DOMAIN, NAME
 from live.stack import wait_for
-from live.test_resilience import RequestStream, run_streams
 from machines.conftest import PrivateNetwork
-from machines.hosts import PM2_VARIANT, Host, make_ca, render, spec_data
+from machines.hosts import PM2_VARIANT, Host, deploy_under_load, make_ca, render, spec_data
 from machines.images import ensure_image, host_image
 from machines import machines
 from machines.machines import Machine
@@ -133,20 +132,7 @@ def test_the_deploy_step_loads_new_code_everywhere(host: Host) -> None:
     """The runbook's deploy block under steady requests: the web app's workers and the background
     programs are replaced by ones running the new code."""
     old_background = pids(host, *PROGRAMS[1:])
-    streams = [RequestStream(host) for _ in range(2)]
-    state: dict[str, set[int]] = {}
-
-    def deployed() -> bool:
-        if "old" not in state:
-            if not all(len(s.pids) >= 20 for s in streams):
-                return False
-            state["old"] = web_tree(host)
-            host.deploy_new_code("2")
-        return all(s.served_only_by_new_processes(state["old"], 20) for s in streams)
-
-    with host.connected():
-        run_streams(streams, deployed, 60, "every request answered by new processes")
-    DEPLOY_FAILURES.extend(f for s in streams for f in s.failures)
+    DEPLOY_FAILURES.extend(deploy_under_load(host, lambda: web_tree(host)))
     assert answering(host)["release"] == "2"
     new_background = pids(host, *PROGRAMS[1:])
     assert new_background and not new_background & old_background

@@ -22,10 +22,9 @@ import pytest
 from live import client, test_files, test_routing
 from live.layout import DOMAIN, MEDIA_FILES, NAME
 from live.stack import wait_for
-from live.test_resilience import RequestStream, run_streams
 from machines.conftest import PrivateNetwork
-from machines.hosts import (DATABASE_BESIDE_STATE, INSTANCE_KINDS, RELEASE_VARIANTS, VARIANTS, Host, make_ca, render,
-                            spec_data)
+from machines.hosts import (DATABASE_BESIDE_STATE, INSTANCE_KINDS, RELEASE_VARIANTS, VARIANTS, Host,
+                            deploy_under_load, make_ca, render, spec_data)
 from machines.images import ensure_image, host_image
 from machines import machines
 from machines.machines import Machine
@@ -207,20 +206,7 @@ def test_the_deploy_step_loads_new_code_everywhere(host: Host) -> None:
     """The runbook's deploy block, under steady requests: web and background processes are replaced
     by ones running the new code. (Whether a request failed meanwhile is the next test.)"""
     old_background = heartbeat_pids(host)
-    streams = [RequestStream(host) for _ in range(2)]
-    state: dict[str, set[int]] = {}
-
-    def deployed() -> bool:
-        if "old" not in state:
-            if not all(len(s.pids) >= 20 for s in streams):
-                return False
-            state["old"] = host.web_pids()
-            host.deploy_new_code("2")
-        return all(s.served_only_by_new_processes(state["old"], 20) for s in streams)
-
-    with host.connected():
-        run_streams(streams, deployed, 60, "every request answered by new processes")
-    DEPLOY_FAILURES[(host.release, host.variant)] = [f for s in streams for f in s.failures]
+    DEPLOY_FAILURES[(host.release, host.variant)] = deploy_under_load(host, host.web_pids)
     assert answering(host)["release"] == "2"
     new_background = heartbeat_pids(host)
     assert new_background and not new_background & old_background
