@@ -5,9 +5,12 @@
 One run starts the rendered stack three times (gunicorn sync, gunicorn gthread, uvicorn) and measures,
 with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on every request:
 
-- a Django page through the rendered nginx, through nginx configured in the shape of gunicorn's
-  documentation (benoitc/gunicorn, docs/content/deploy.md) in front of the same app server, and from
-  the app server alone;
+- a small Django page (no template) through the rendered nginx, through nginx configured in the shape
+  of gunicorn's documentation (benoitc/gunicorn, docs/content/deploy.md) in front of the same app
+  server, from the app server alone over plain HTTP, and from the app server alone serving HTTPS
+  itself (what a host without nginx has to run);
+- a page rendered from a template (25 table rows, as sites render them) through the rendered nginx
+  and from the app server alone;
 - a 120 kB stylesheet collected with a hashed name, from the rendered nginx, from a bare `alias`
   location in that documentation-shaped server (Debian's `gzip on;` compresses only text/html), and
   from Django with WhiteNoise's middleware on gunicorn alone;
@@ -47,7 +50,8 @@ from live.stack import (Host, Stack, is_listening, launch, prepare_host, process
                         run_web_program, wait_for)
 
 WHITENOISE_SETTINGS = f"{PROJECT}.settings_whitenoise"
-PAGE = "/page/"
+PAGE = "/page/"  # a small response, no template: nginx's share of the work is as large as it gets
+TEMPLATE_PAGE = "/catalog/"  # a template extending a base, 25 rows with filters and links, a form
 STYLESHEET = "css/bench.css"  # written into the project's assets, then collected
 # What Chrome and Firefox send.
 ACCEPT_ENCODING = "gzip, deflate, br"
@@ -357,9 +361,11 @@ class Bench:
     extra: list[subprocess.Popen] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     ratios: list[tuple[str, str, str]] = field(default_factory=list)
+    app_tls: Optional[tuple[Path, Path]] = None  # certificate and key the app's user can read
 
     def start(self, kinds: list[str], app_server: dict) -> None:
         """Every stack, its comparison servers and the targets on them."""
+        self.app_tls = app_certificate(self.host)
         for number, kind in enumerate(kinds):
             server, fields = KINDS[kind]
             stack = launch(self.host, server, pair=False, app_server={**fields, **app_server_for(server, app_server)})
@@ -369,22 +375,34 @@ class Bench:
                 self.add_static(stack)
         if {"sync", "gthread"} <= set(kinds):
             # The page is CPU-bound: threads add switching, not parallelism (one GIL per process).
-            self.ratios.append(("page, rendered nginx: sync / gthread", "sync: rendered nginx", "gthread: rendered nginx"))
+            self.ratios.append(("small page, rendered nginx: sync / gthread", "sync, small page: rendered nginx",
+                                "gthread, small page: rendered nginx"))
 
     def add_dynamic(self, kind: str, stack: Stack) -> None:
         site, docs = stack.site, add_docs_server(stack)
-        alone = free_port()
-        procs = run_web_program(site, ("127.0.0.1", alone), f"bench-{kind}-alone")
-        self.extra += procs
-        rendered, shaped, bare = f"{kind}: rendered nginx", f"{kind}: gunicorn-docs nginx", f"{kind}: app server alone"
+        alone, alone_tls = free_port(), free_port()
+        plain = run_web_program(site, ("127.0.0.1", alone), f"bench-{kind}-alone")
+        own_tls = run_web_program(site, ("127.0.0.1", alone_tls), f"bench-{kind}-alone-tls", tls=self.app_tls)
+        self.extra += plain + own_tls
         nginx, app, both = nginx_workers(stack), app_workers(stack), stack_processes(stack)
+        small, page = f"{kind}, small page", f"{kind}, template page"
         self.targets += [
-            Target(kind, rendered, f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack, nginx, app, both),
-            Target(kind, shaped, f"https://{DOMAIN}:{docs}{PAGE}", stack, nginx, app, both),
-            Target(kind, bare, f"http://{DOMAIN}:{alone}{PAGE}", stack, alone_workers(procs), alone_workers(procs)),
+            Target(kind, f"{small}: rendered nginx", f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack, nginx, app, both),
+            Target(kind, f"{small}: gunicorn-docs nginx", f"https://{DOMAIN}:{docs}{PAGE}", stack, nginx, app, both),
+            Target(kind, f"{small}: app server alone", f"http://{DOMAIN}:{alone}{PAGE}", stack,
+                   alone_workers(plain), alone_workers(plain)),
+            Target(kind, f"{small}: app server alone, its own TLS", f"https://{DOMAIN}:{alone_tls}{PAGE}", stack,
+                   alone_workers(own_tls), alone_workers(own_tls)),
+            Target(kind, f"{page}: rendered nginx", f"https://{DOMAIN}:{site.ports.https}{TEMPLATE_PAGE}", stack,
+                   nginx, app, both),
+            Target(kind, f"{page}: app server alone", f"http://{DOMAIN}:{alone}{TEMPLATE_PAGE}", stack,
+                   alone_workers(plain), alone_workers(plain)),
         ]
-        self.ratios += [(f"{kind} page: rendered / gunicorn-docs nginx", rendered, shaped),
-                        (f"{kind} page: rendered / app server alone", rendered, bare)]
+        self.ratios += [(f"{small}: rendered / gunicorn-docs nginx", f"{small}: rendered nginx", f"{small}: gunicorn-docs nginx"),
+                        (f"{small}: rendered / app server alone", f"{small}: rendered nginx", f"{small}: app server alone"),
+                        (f"{small}: rendered / app server alone with its own TLS", f"{small}: rendered nginx",
+                         f"{small}: app server alone, its own TLS"),
+                        (f"{page}: rendered / app server alone", f"{page}: rendered nginx", f"{page}: app server alone")]
 
     def add_static(self, stack: Stack) -> None:
         site = stack.site
@@ -411,7 +429,7 @@ class Bench:
         for stack in self.stacks:
             if stack.site.kind == "gunicorn":
                 kind = next(t.group for t in self.targets if t.stack is stack and t.group != "static")
-                self.targets.append(Target(f"{kind}", f"{kind}: rendered, reload every second",
+                self.targets.append(Target(f"{kind}", f"{kind}, small page: rendered, reload every second",
                                            f"https://{DOMAIN}:{stack.site.ports.https}{PAGE}", stack,
                                            nginx_workers(stack), host_pids=stack_processes(stack),
                                            during=hup_everything(stack)))
@@ -454,6 +472,20 @@ class Bench:
                 os.killpg(proc.pid, signal.SIGKILL)
         for stack in self.stacks:
             stack.stop()
+
+
+def app_certificate(host: Host) -> tuple[Path, Path]:
+    """The test certificate and key again, owned by the app's user: for an app server serving HTTPS itself."""
+    user = ensure_app_user()
+    directory = host.base / "app-tls"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, user.pw_uid, user.pw_gid)
+    copies = directory / "fullchain.pem", directory / "privkey.pem"
+    for source, copy in zip((host.cert, host.key), copies):
+        shutil.copyfile(source, copy)
+        copy.chmod(0o600)
+        os.chown(copy, user.pw_uid, user.pw_gid)
+    return copies
 
 
 def app_server_for(server: str, overrides: dict) -> dict:

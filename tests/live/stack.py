@@ -335,8 +335,12 @@ class Stack:
 
 
 def run_web_program(site: Site, address: tuple[str, int], label: str,
-                    env: Optional[dict[str, str]] = None) -> list[subprocess.Popen]:
-    """Run the rendered web program outside supervisor, as its user, listening on *address*; *env* overrides."""
+                    env: Optional[dict[str, str]] = None,
+                    tls: Optional[tuple[Path, Path]] = None) -> list[subprocess.Popen]:
+    """Run the rendered web program outside supervisor, as its user, listening on *address*; *env* overrides.
+
+    With *tls* (certificate, key; readable by the app's user), the app server itself serves HTTPS.
+    """
     program = read_web_program(site)
     user = pwd.getpwnam(program.user)
     environment = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", **program.environment, **(env or {})}
@@ -349,6 +353,10 @@ def run_web_program(site: Site, address: tuple[str, int], label: str,
         # gunicorn: command-line settings override the config file's (raw_env included).
         argv = [*argv, "--bind", f"{address[0]}:{address[1]}",
                 *(f"--env={key}={value}" for key, value in sorted((env or {}).items()))]
+    if tls:
+        cert, key = {"gunicorn": ("--certfile", "--keyfile"),
+                     "uvicorn": ("--ssl-certfile", "--ssl-keyfile")}[Path(program.argv[0]).name]
+        argv = [*argv, cert, str(tls[0]), key, str(tls[1])]
     started = []
     with open(site.log / f"{label}.log", "ab") as out:
         for _ in range(count):

@@ -1,4 +1,4 @@
-"""URLs of the test project: an echo of what Django sees, and a page for benchmarks."""
+"""URLs of the test project: an echo of what Django sees, and two pages for benchmarks."""
 
 from django.contrib import admin
 from django.urls import path
@@ -7,7 +7,8 @@ from testsite import views
 
 urlpatterns = [
     path("whoami/", views.whoami),
-    path("page/", views.page),
+    path("page/", views.page, name="page"),
+    path("catalog/", views.catalog, name="catalog"),
     path("slow/", views.slow),
     path("download/<str:name>", views.download),
     path("upload/", views.upload),

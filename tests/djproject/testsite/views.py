@@ -4,12 +4,14 @@ import os
 import socket
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from testsite.release import RELEASE
@@ -36,6 +38,26 @@ def page(request):
     """A small HTML page, the same every time."""
     rows = "".join(f"<li>item {i}</li>" for i in range(50))
     return HttpResponse(f"<!doctype html><title>page</title><ul>{rows}</ul>")
+
+
+# The rows the template page lists (25 a page, as in the pagination example of Django's documentation):
+# made once per process, where a site would run a query.
+PRODUCTS = [
+    {
+        "sku": f"SKU-{i:04d}",
+        "name": f"product number {i}",
+        "price": 3.5 + i * 1.25,
+        "stock": i % 7,
+        "updated": datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(days=i),
+        "description": "A sturdy thing, made to last, that does one job well and costs little to keep running. " * 2,
+    }
+    for i in range(25)
+]
+
+
+def catalog(request):
+    """A page as sites render them: a template extending a base, 25 table rows with filters and links, a form."""
+    return render(request, "testsite/catalog.html", {"products": PRODUCTS, "query": request.GET.get("q", "")})
 
 
 def slow(request):
