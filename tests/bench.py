@@ -11,6 +11,9 @@ with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on
   itself (what a host without nginx has to run);
 - a page rendered from a template (25 table rows, as sites render them) through the rendered nginx
   and from the app server alone;
+- both pages through the rendered nginx again with nginx on wrk's CPU, off the app's: whether nginx
+  keeps the app's workers as busy as clients of their own do, when its CPU is not taken from them
+  (as on a load balancer host in front of app hosts);
 - a 120 kB stylesheet collected with a hashed name, from the rendered nginx, from a bare `alias`
   location in that documentation-shaped server (Debian's `gzip on;` compresses only text/html), and
   from Django with WhiteNoise's middleware on gunicorn alone;
@@ -19,7 +22,8 @@ with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on
 Targets run in interleaved rounds (each round visits every target once, starting one further along);
 the table shows each target's median over the rounds and the ratios, also at equal host CPU (requests
 per CPU-second of nginx and the app together). wrk runs on the last CPU and everything the bench starts
-on the others, as if the clients were elsewhere (--no-pin: wrk shares every CPU). It needs root, nginx, openssl,
+on the others, as if the clients were elsewhere (--no-pin: wrk shares every CPU, and the rows with nginx on
+a CPU of its own are left out). It needs root, nginx, openssl,
 systemd-tmpfiles, unshare and wrk; everything it starts is stopped at the end.
 """
 
@@ -71,6 +75,7 @@ class Target:
     app_pids: Callable[[], set[int]] = lambda: set()  # app workers: how evenly they share the work
     host_pids: Optional[Callable[[], set[int]]] = None  # every server process the row uses (default cpu_pids)
     during: Optional[Callable[[], None]] = None  # called every second while the load runs
+    nginx_beside_client: bool = False  # nginx on wrk's CPU, off the app's: as on a load balancer host
     runs: list["Run"] = field(default_factory=list)
 
 
@@ -287,6 +292,16 @@ def hup_everything(stack: Stack) -> Callable[[], None]:
     return act
 
 
+def pin_tree(roots: set[int], cpus: set[int]) -> None:
+    """Every thread of *roots* and their descendants onto *cpus* (workers forked later inherit it)."""
+    for pid in process_tree(roots):
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 # -- output
 
 def versions(site: Site, nginx_path: str) -> str:
@@ -395,6 +410,10 @@ class Bench:
                    alone_workers(own_tls), alone_workers(own_tls)),
             Target(kind, f"{page}: rendered nginx", f"https://{DOMAIN}:{site.ports.https}{TEMPLATE_PAGE}", stack,
                    nginx, app, both),
+            Target(kind, f"{small}: rendered nginx, on its own CPU", f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack,
+                   nginx, app, both, nginx_beside_client=True),
+            Target(kind, f"{page}: rendered nginx, on its own CPU", f"https://{DOMAIN}:{site.ports.https}{TEMPLATE_PAGE}",
+                   stack, nginx, app, both, nginx_beside_client=True),
             Target(kind, f"{page}: app server alone", f"http://{DOMAIN}:{alone}{TEMPLATE_PAGE}", stack,
                    alone_workers(plain), alone_workers(plain)),
         ]
@@ -402,7 +421,11 @@ class Bench:
                         (f"{small}: rendered / app server alone", f"{small}: rendered nginx", f"{small}: app server alone"),
                         (f"{small}: rendered / app server alone with its own TLS", f"{small}: rendered nginx",
                          f"{small}: app server alone, its own TLS"),
-                        (f"{page}: rendered / app server alone", f"{page}: rendered nginx", f"{page}: app server alone")]
+                        (f"{page}: rendered / app server alone", f"{page}: rendered nginx", f"{page}: app server alone"),
+                        (f"{small}: rendered on its own CPU / app server alone", f"{small}: rendered nginx, on its own CPU",
+                         f"{small}: app server alone"),
+                        (f"{page}: rendered on its own CPU / app server alone", f"{page}: rendered nginx, on its own CPU",
+                         f"{page}: app server alone")]
 
     def add_static(self, stack: Stack) -> None:
         site = stack.site
@@ -452,12 +475,12 @@ class Bench:
         roots = {p.pid for p in self.extra}
         for stack in self.stacks:
             roots |= {p.pid for p in (stack.supervisord, stack.nginx_master) if p is not None}
-        for pid in process_tree(roots):
-            for task in Path(f"/proc/{pid}/task").glob("*"):
-                try:
-                    os.sched_setaffinity(int(task.name), cpus)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        pin_tree(roots, cpus)
+
+    def place_nginx(self, target: Target, client: set[int], servers: set[int]) -> None:
+        """Every nginx of the run beside wrk for a target that asks for it, else with the app."""
+        masters = {s.nginx_master.pid for s in self.stacks if s.nginx_master is not None}
+        pin_tree(masters, client if target.nginx_beside_client else servers)
 
     def stop(self) -> None:
         for proc in self.extra:
@@ -505,18 +528,27 @@ def run(host: Host, args: argparse.Namespace) -> None:
             # Once started (on every CPU, which is quicker): the servers on their CPUs, wrk on its own,
             # as clients elsewhere would be. Workers forked later (reloads) inherit it.
             bench.pin(servers)
+        else:
+            # Every CPU is shared: there is no CPU of nginx's own to give it.
+            bench.targets = [t for t in bench.targets if not t.nginx_beside_client]
         bench.add_reload_rows() if args.reload else None
         probes = bench.probe()
         regular = [t for t in bench.targets if t.during is None]
+
+        def run_one(t: Target, seconds: float) -> Run:
+            if client:
+                bench.place_nginx(t, client, servers)
+            return measure(t, hosts, seconds, args.connections, args.threads, client)
+
         for t in regular:  # warm-up: imports, caches, TLS sessions
-            measure(t, hosts, 1, args.connections, args.threads, client)
+            run_one(t, 1)
         for number in range(args.rounds):
             shift = number % len(regular)
             for t in regular[shift:] + regular[:shift]:
-                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads, client))
+                t.runs.append(run_one(t, args.seconds))
         for t in bench.targets:
             if t.during is not None:
-                t.runs.append(measure(t, hosts, args.seconds, args.connections, args.threads, client))
+                t.runs.append(run_one(t, args.seconds))
         site = bench.stacks[0].site
         header = [f"Machine: {describe_machine()}.", f"Software: {versions(site, host.nginx)}.",
                   f"Load: wrk, {args.connections} keep-alive connections on {args.threads} threads, "
@@ -525,7 +557,8 @@ def run(host: Host, args: argparse.Namespace) -> None:
                   f"(gthread: {KINDS['gthread'][1]['threads']} threads), app_server overrides: "
                   f"{dict(args.app_server) or 'none'}. "
                   + (f"wrk on CPU {', '.join(map(str, sorted(client)))}, every server on CPU "
-                     f"{', '.join(map(str, sorted(servers)))}." if client else "wrk shares the CPUs with the servers.")
+                     f"{', '.join(map(str, sorted(servers)))} (rows \"on its own CPU\": nginx on wrk's)."
+                     if client else "wrk shares the CPUs with the servers.")
                   + " Other work on the machine shares them too: compare ratios, not rates."]
         print_report(bench.targets, probes, header, bench.ratios)
     finally:

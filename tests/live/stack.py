@@ -353,10 +353,14 @@ def run_web_program(site: Site, address: tuple[str, int], label: str,
         # gunicorn: command-line settings override the config file's (raw_env included).
         argv = [*argv, "--bind", f"{address[0]}:{address[1]}",
                 *(f"--env={key}={value}" for key, value in sorted((env or {}).items()))]
-    if tls:
-        cert, key = {"gunicorn": ("--certfile", "--keyfile"),
-                     "uvicorn": ("--ssl-certfile", "--ssl-keyfile")}[Path(program.argv[0]).name]
-        argv = [*argv, cert, str(tls[0]), key, str(tls[1])]
+    if tls and program.kind == "fcgi-program":
+        # The rendered uvicorn launcher ("python launcher.py"), uvicorn's own certificate options added.
+        python, launcher = argv
+        code = ("import runpy, sys; launcher = runpy.run_path(sys.argv[1], run_name='launcher'); "
+                "launcher['SETTINGS'].update(ssl_certfile=sys.argv[2], ssl_keyfile=sys.argv[3]); launcher['main']()")
+        argv = [python, "-c", code, launcher, str(tls[0]), str(tls[1])]
+    elif tls:
+        argv = [*argv, "--certfile", str(tls[0]), "--keyfile", str(tls[1])]
     started = []
     with open(site.log / f"{label}.log", "ab") as out:
         for _ in range(count):

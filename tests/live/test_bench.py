@@ -25,6 +25,8 @@ def test_bench_runs_and_reports_every_target(live_host) -> None:
     assert set(rows) == {"sync, small page: rendered nginx", "sync, small page: gunicorn-docs nginx",
                          "sync, small page: app server alone", "sync, small page: app server alone, its own TLS",
                          "sync, template page: rendered nginx", "sync, template page: app server alone",
+                         "sync, small page: rendered nginx, on its own CPU",
+                         "sync, template page: rendered nginx, on its own CPU",
                          "stylesheet: rendered nginx", "stylesheet: bare alias location",
                          "stylesheet: Django + WhiteNoise", "sync, small page: rendered, reload every second"}
     assert all(row[7] == "0" for row in rows.values() if "reload" not in row[1]), done.stdout  # non-2xx

@@ -123,6 +123,11 @@ def test_django_sees_the_client_whatever_it_forges(host: Host, testbed: PrivateN
 def test_the_background_programs_log_through_pm2(host: Host) -> None:
     wait_for(lambda: "heartbeat release=1" in host.machine.run(f"cat /var/log/{NAME}/{NAME}-heartbeat-0.log").stdout,
              30, "the heartbeat in its pm2 log file")
+    # The daemon's UMask (the rendered drop-in): its files are not for every user on the host.
+    modes = host.machine.run(f"stat -c '%n %a %U' /var/log/{NAME}/*.log").stdout.split("\n")
+    listed = dict(line.split(" ", 1) for line in modes if line)
+    assert f"/var/log/{NAME}/{NAME}-web.log" in listed
+    assert set(listed.values()) == {f"640 {NAME}"}, listed
 
 
 DEPLOY_FAILURES: list[str] = []
