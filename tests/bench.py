@@ -400,32 +400,34 @@ class Bench:
         own_tls = run_web_program(site, ("127.0.0.1", alone_tls), f"bench-{kind}-alone-tls", tls=self.app_tls)
         self.extra += plain + own_tls
         nginx, app, both = nginx_workers(stack), app_workers(stack), stack_processes(stack)
+        via_nginx, direct, direct_tls = (f"https://{DOMAIN}:{site.ports.https}", f"http://{DOMAIN}:{alone}",
+                                         f"https://{DOMAIN}:{alone_tls}")
         small, page = f"{kind}, small page", f"{kind}, template page"
         self.targets += [
-            Target(kind, f"{small}: rendered nginx", f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack, nginx, app, both),
+            Target(kind, f"{small}: rendered nginx", f"{via_nginx}{PAGE}", stack, nginx, app, both),
             Target(kind, f"{small}: gunicorn-docs nginx", f"https://{DOMAIN}:{docs}{PAGE}", stack, nginx, app, both),
-            Target(kind, f"{small}: app server alone", f"http://{DOMAIN}:{alone}{PAGE}", stack,
-                   alone_workers(plain), alone_workers(plain)),
-            Target(kind, f"{small}: app server alone, its own TLS", f"https://{DOMAIN}:{alone_tls}{PAGE}", stack,
+            Target(kind, f"{small}: app server alone", f"{direct}{PAGE}", stack, alone_workers(plain),
+                   alone_workers(plain)),
+            Target(kind, f"{small}: app server alone, its own TLS", f"{direct_tls}{PAGE}", stack,
                    alone_workers(own_tls), alone_workers(own_tls)),
-            Target(kind, f"{page}: rendered nginx", f"https://{DOMAIN}:{site.ports.https}{TEMPLATE_PAGE}", stack,
-                   nginx, app, both),
-            Target(kind, f"{small}: rendered nginx, on its own CPU", f"https://{DOMAIN}:{site.ports.https}{PAGE}", stack,
-                   nginx, app, both, nginx_beside_client=True),
-            Target(kind, f"{page}: rendered nginx, on its own CPU", f"https://{DOMAIN}:{site.ports.https}{TEMPLATE_PAGE}",
-                   stack, nginx, app, both, nginx_beside_client=True),
-            Target(kind, f"{page}: app server alone", f"http://{DOMAIN}:{alone}{TEMPLATE_PAGE}", stack,
-                   alone_workers(plain), alone_workers(plain)),
+            Target(kind, f"{page}: rendered nginx", f"{via_nginx}{TEMPLATE_PAGE}", stack, nginx, app, both),
+            Target(kind, f"{small}: rendered nginx, on its own CPU", f"{via_nginx}{PAGE}", stack, nginx, app, both,
+                   nginx_beside_client=True),
+            Target(kind, f"{page}: rendered nginx, on its own CPU", f"{via_nginx}{TEMPLATE_PAGE}", stack, nginx, app,
+                   both, nginx_beside_client=True),
+            Target(kind, f"{page}: app server alone", f"{direct}{TEMPLATE_PAGE}", stack, alone_workers(plain),
+                   alone_workers(plain)),
         ]
-        self.ratios += [(f"{small}: rendered / gunicorn-docs nginx", f"{small}: rendered nginx", f"{small}: gunicorn-docs nginx"),
-                        (f"{small}: rendered / app server alone", f"{small}: rendered nginx", f"{small}: app server alone"),
-                        (f"{small}: rendered / app server alone with its own TLS", f"{small}: rendered nginx",
-                         f"{small}: app server alone, its own TLS"),
-                        (f"{page}: rendered / app server alone", f"{page}: rendered nginx", f"{page}: app server alone"),
-                        (f"{small}: rendered on its own CPU / app server alone", f"{small}: rendered nginx, on its own CPU",
-                         f"{small}: app server alone"),
-                        (f"{page}: rendered on its own CPU / app server alone", f"{page}: rendered nginx, on its own CPU",
-                         f"{page}: app server alone")]
+        # (the ratio's name, its numerator's row, its denominator's row), rows named after "<kind>, <page>: "
+        for which, top, bottom, name in [
+            (small, "rendered nginx", "gunicorn-docs nginx", "rendered / gunicorn-docs nginx"),
+            (small, "rendered nginx", "app server alone", "rendered / app server alone"),
+            (small, "rendered nginx", "app server alone, its own TLS", "rendered / app server alone with its own TLS"),
+            (page, "rendered nginx", "app server alone", "rendered / app server alone"),
+            (small, "rendered nginx, on its own CPU", "app server alone", "rendered on its own CPU / app server alone"),
+            (page, "rendered nginx, on its own CPU", "app server alone", "rendered on its own CPU / app server alone"),
+        ]:
+            self.ratios.append((f"{which}: {name}", f"{which}: {top}", f"{which}: {bottom}"))
 
     def add_static(self, stack: Stack) -> None:
         site = stack.site

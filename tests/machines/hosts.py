@@ -27,9 +27,9 @@ from typing import Optional
 import yaml
 
 from live import client
-from live.test_resilience import RequestStream, run_streams
 from live.layout import (ALIAS, BULK_CSS, DJPROJECT, DOMAIN, MEDIA_FILES, NAME, PROJECT, REPO, SECRET_OUTSIDE,
                          SECRET_OUTSIDE_TEXT, STATIC_ONLY, bulk_css)
+from live.test_resilience import RequestStream, run_streams
 from machines.machines import Machine, network_namespace
 from machines.runbook import Block, read_blocks
 
@@ -286,15 +286,15 @@ def deploy_under_load(host: Host, web_pids: Callable[[], set[int]]) -> list[str]
     connections; returns once both are answered only by processes *web_pids* did not list before
     the deploy. Returns the requests that failed meanwhile."""
     streams = [RequestStream(host) for _ in range(2)]
-    old: set[int] = set()
+    old: list[set[int]] = []  # the web processes just before the deploy, once it has started
 
     def deployed() -> bool:
         if not old:
             if not all(len(s.pids) >= 20 for s in streams):
                 return False
-            old.update(web_pids())
+            old.append(web_pids())
             host.deploy_new_code("2")
-        return all(s.served_only_by_new_processes(old, 20) for s in streams)
+        return all(s.served_only_by_new_processes(old[0], 20) for s in streams)
 
     with host.connected():
         run_streams(streams, deployed, 60, "every request answered by new processes")
