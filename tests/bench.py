@@ -11,6 +11,9 @@ with wrk over keep-alive connections and `Accept-Encoding: gzip, deflate, br` on
   itself (what a host without nginx has to run);
 - a page rendered from a template (25 table rows, as sites render them) through the rendered nginx
   and from the app server alone;
+- both pages through the least nginx that can stand in front of the app (TLS and a proxy_pass over
+  kept-alive connections, nothing else): what the hop through nginx costs on this machine, whatever
+  a configuration says;
 - both pages through the rendered nginx again with nginx on wrk's CPU, off the app's: whether nginx
   keeps the app's workers as busy as clients of their own do, when its CPU is not taken from them
   (as on a load balancer host in front of app hosts);
@@ -206,12 +209,46 @@ server {{
 """
 
 
-def add_docs_server(stack: Stack) -> int:
-    """Add the documentation-shaped server to the stack's nginx, on its own port, and reload; return the port."""
+def least_proxy_conf(site: Site, port: int) -> str:
+    """The least an nginx in front of the app can do: TLS, one proxy_pass over kept-alive upstream
+    connections, the two headers Django needs (the host, HTTPS), no access log, no gzip (Debian's
+    nginx.conf turns it on for text/html), nothing else.
+
+    Not a configuration to deploy (no host checking, no static files, no forwarded address): it
+    measures what the hop through nginx costs on this machine, whatever the configuration says.
+    """
+    name = f"least_{port}"
+    return f"""\
+upstream {name} {{
+    server unix:{site.run}/app.sock;
+    keepalive 16;
+}}
+
+server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name {DOMAIN};
+    ssl_certificate {site.cert};
+    ssl_certificate_key {site.key};
+    access_log off;
+    gzip off;
+
+    location / {{
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_pass http://{name};
+    }}
+}}
+"""
+
+
+def add_server(stack: Stack, name: str, conf: Callable[[Site, int], str]) -> int:
+    """Add a server made by *conf* to the stack's nginx, on its own port, and reload; return the port."""
     port = free_port()
-    (stack.site.base / "nginx" / "conf.d" / "gunicorn-docs.conf").write_text(docs_shaped_conf(stack.site, port))
+    (stack.site.base / "nginx" / "conf.d" / f"{name}.conf").write_text(conf(stack.site, port))
     reload_nginx(stack)
-    wait_for(lambda: is_listening(port), 10, "the documentation-shaped server listening")
+    wait_for(lambda: is_listening(port), 10, f"the {name} server listening")
     return port
 
 
@@ -389,12 +426,15 @@ class Bench:
             if number == 0:
                 self.add_static(stack)
         if {"sync", "gthread"} <= set(kinds):
-            # The page is CPU-bound: threads add switching, not parallelism (one GIL per process).
-            self.ratios.append(("small page, rendered nginx: sync / gthread", "sync, small page: rendered nginx",
-                                "gthread, small page: rendered nginx"))
+            # Both pages are CPU-bound: threads add switching, not parallelism (one GIL per process),
+            # but gthread keeps nginx's connections alive where a sync worker takes a new one per request.
+            for page in ("small page", "template page"):
+                self.ratios.append((f"{page}, rendered nginx: sync / gthread", f"sync, {page}: rendered nginx",
+                                    f"gthread, {page}: rendered nginx"))
 
     def add_dynamic(self, kind: str, stack: Stack) -> None:
-        site, docs = stack.site, add_docs_server(stack)
+        site = stack.site
+        docs, least = add_server(stack, "gunicorn-docs", docs_shaped_conf), add_server(stack, "least", least_proxy_conf)
         alone, alone_tls = free_port(), free_port()
         plain = run_web_program(site, ("127.0.0.1", alone), f"bench-{kind}-alone")
         own_tls = run_web_program(site, ("127.0.0.1", alone_tls), f"bench-{kind}-alone-tls", tls=self.app_tls)
@@ -406,6 +446,7 @@ class Bench:
         self.targets += [
             Target(kind, f"{small}: rendered nginx", f"{via_nginx}{PAGE}", stack, nginx, app, both),
             Target(kind, f"{small}: gunicorn-docs nginx", f"https://{DOMAIN}:{docs}{PAGE}", stack, nginx, app, both),
+            Target(kind, f"{small}: least nginx proxy", f"https://{DOMAIN}:{least}{PAGE}", stack, nginx, app, both),
             Target(kind, f"{small}: app server alone", f"{direct}{PAGE}", stack, alone_workers(plain),
                    alone_workers(plain)),
             Target(kind, f"{small}: app server alone, its own TLS", f"{direct_tls}{PAGE}", stack,
@@ -415,6 +456,8 @@ class Bench:
                    nginx_beside_client=True),
             Target(kind, f"{page}: rendered nginx, on its own CPU", f"{via_nginx}{TEMPLATE_PAGE}", stack, nginx, app,
                    both, nginx_beside_client=True),
+            Target(kind, f"{page}: least nginx proxy", f"https://{DOMAIN}:{least}{TEMPLATE_PAGE}", stack, nginx, app,
+                   both),
             Target(kind, f"{page}: app server alone", f"{direct}{TEMPLATE_PAGE}", stack, alone_workers(plain),
                    alone_workers(plain)),
         ]
@@ -422,8 +465,12 @@ class Bench:
         for which, top, bottom, name in [
             (small, "rendered nginx", "gunicorn-docs nginx", "rendered / gunicorn-docs nginx"),
             (small, "rendered nginx", "app server alone", "rendered / app server alone"),
+            (small, "rendered nginx", "least nginx proxy", "rendered / least nginx proxy"),
+            (small, "least nginx proxy", "app server alone", "least nginx proxy / app server alone"),
             (small, "rendered nginx", "app server alone, its own TLS", "rendered / app server alone with its own TLS"),
             (page, "rendered nginx", "app server alone", "rendered / app server alone"),
+            (page, "rendered nginx", "least nginx proxy", "rendered / least nginx proxy"),
+            (page, "least nginx proxy", "app server alone", "least nginx proxy / app server alone"),
             (small, "rendered nginx, on its own CPU", "app server alone", "rendered on its own CPU / app server alone"),
             (page, "rendered nginx, on its own CPU", "app server alone", "rendered on its own CPU / app server alone"),
         ]:

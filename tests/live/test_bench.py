@@ -25,6 +25,7 @@ def test_bench_runs_and_reports_every_target(live_host) -> None:
     assert set(rows) == {"sync, small page: rendered nginx", "sync, small page: gunicorn-docs nginx",
                          "sync, small page: app server alone", "sync, small page: app server alone, its own TLS",
                          "sync, template page: rendered nginx", "sync, template page: app server alone",
+                         "sync, small page: least nginx proxy", "sync, template page: least nginx proxy",
                          "sync, small page: rendered nginx, on its own CPU",
                          "sync, template page: rendered nginx, on its own CPU",
                          "stylesheet: rendered nginx", "stylesheet: bare alias location",
@@ -37,5 +38,7 @@ def test_bench_runs_and_reports_every_target(live_host) -> None:
     assert "| static: rendered / WhiteNoise |" in done.stdout
     assert "| sync, small page: rendered / app server alone with its own TLS |" in done.stdout
     assert "| sync, template page: rendered / app server alone |" in done.stdout
+    assert "| sync, template page: least nginx proxy / app server alone |" in done.stdout
+    assert rows["sync, small page: least nginx proxy"][-1].strip(" |") == "identity"  # its gzip off holds
     # host CPU (nginx and the app together) is measured for every row: the ratios at equal host CPU use it
     assert all(float(row[9].replace(",", "")) > 0 for row in rows.values()), done.stdout
